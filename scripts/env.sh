@@ -1,0 +1,9 @@
+# Sourced by the project's scripts: points tch at the venv's libtorch.
+# shellcheck shell=bash
+PS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export VIRTUAL_ENV="$PS_ROOT/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+export LIBTORCH_USE_PYTORCH=1
+torch_lib=$(ls -d "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)
+if [ -n "$torch_lib" ]; then export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+export PATCHSCALER_CONFORMANCE="${PATCHSCALER_CONFORMANCE:-$PS_ROOT/../shared/conformance}"

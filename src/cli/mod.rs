@@ -1,0 +1,2 @@
+pub mod upscale;
+pub mod degrade;

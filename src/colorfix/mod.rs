@@ -1,0 +1,2 @@
+pub mod wavelet;
+pub mod adain;

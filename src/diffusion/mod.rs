@@ -1,0 +1,3 @@
+pub mod schedule;
+pub mod respace;
+pub mod ddim;

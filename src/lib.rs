@@ -1,0 +1,20 @@
+//! PatchScaler: patch-adaptive diffusion for single-image super-resolution
+//! (Liu et al.), on libtorch through tch. Modules follow the paper's parts.
+
+pub mod autoencoder;
+pub mod cli;
+pub mod colorfix;
+pub mod conformance;
+pub mod degrade;
+pub mod diffusion;
+pub mod dit;
+pub mod grm;
+pub mod imageio;
+pub mod metrics;
+pub mod model;
+pub mod nn;
+pub mod pgs;
+pub mod pipeline;
+pub mod resize;
+pub mod texture;
+pub mod train;

@@ -1,0 +1,4 @@
+pub mod ycbcr;
+pub mod psnr;
+pub mod ssim;
+pub mod niqe;

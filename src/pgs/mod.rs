@@ -1,0 +1,3 @@
+pub mod patches;
+pub mod groups;
+pub mod sampler;

@@ -1,0 +1,2 @@
+pub mod bicubic;
+pub mod matlab;

@@ -1,0 +1,4 @@
+pub mod classifier;
+pub mod rtm;
+pub mod retrieval;
+pub mod fps;
