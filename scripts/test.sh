@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test command: sets up the venv on a fresh machine, then runs every test.
+# The test command: on a fresh machine it sets up the venv (torch 2.11.0) and
+# fetches the training images (the trainers' end-to-end tests use them), then
+# runs every test.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/setup.sh"
+"$here/fetch_data.sh"
 source "$here/env.sh"
 cd "$PS_ROOT"
 cargo test --release "$@"

@@ -1,6 +1,7 @@
 //! PatchScaler: patch-adaptive diffusion for single-image super-resolution
 //! (Liu et al.), on libtorch through tch. Modules follow the paper's parts.
 
+pub mod atomic;
 pub mod autoencoder;
 pub mod cli;
 pub mod colorfix;
@@ -8,6 +9,7 @@ pub mod conformance;
 pub mod degrade;
 pub mod diffusion;
 pub mod dit;
+pub mod eval;
 pub mod grm;
 pub mod imageio;
 pub mod metrics;

@@ -1,4 +1,10 @@
+use clap::Parser;
+
 fn main() {
-    let t = tch::Tensor::from_slice(&[1f32, 2., 3.]);
-    println!("{}", t.sum(tch::Kind::Float).double_value(&[]));
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PATCHSCALER_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = patchscaler::cli::Cli::parse();
+    std::process::exit(patchscaler::cli::run(cli));
 }

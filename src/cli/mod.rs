@@ -1,2 +1,58 @@
-pub mod upscale;
+//! The `patchscaler` command line.
+
+pub mod bench;
+pub mod convert;
 pub mod degrade;
+pub mod eval;
+pub mod init;
+pub mod presets;
+pub mod train;
+pub mod upscale;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "patchscaler", version, about = "PatchScaler: patch-adaptive diffusion super-resolution")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Upscale images (files or folders) with a PatchScaler model.
+    Upscale(upscale::UpscaleArgs),
+    /// Make LR images from HR images with the Real-ESRGAN degradation (or bicubic).
+    Degrade(degrade::DegradeArgs),
+    /// Create a model folder from a size preset, freshly initialised.
+    Init(init::InitArgs),
+    /// Rewrite a model folder (e.g. --half for fp16 weights).
+    Convert(convert::ConvertArgs),
+    /// Train one part of a model (ae, grm, texture, rtm, dit).
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Score bicubic, coarse, PatchScaler and uniform sampling on HR images (PSNR, SSIM, NIQE, runtime).
+    Eval(eval::EvalArgs),
+    /// Time each stage in f32 and bf16, PGS against uniform; --tradeoff draws quality vs runtime.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Upscale(a) => upscale::run(a),
+        Command::Degrade(a) => degrade::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Train(c) => train::run(c),
+        Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}

@@ -1,7 +1,21 @@
-pub mod kernels;
+//! Training-pair synthesis: Real-ESRGAN's second-order degradation of HR
+//! photos into LR ones (SPEC §5), and the MATLAB-bicubic LR of the
+//! benchmarks.
+
+pub mod config;
+pub mod files;
 pub mod filter;
-pub mod usm;
-pub mod noise;
 pub mod jpeg;
-pub mod resize;
+pub mod kernels;
+pub mod noise;
 pub mod pipeline;
+pub mod random_kernel;
+pub mod resize;
+pub mod usm;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{DegradeConfig, ResizeConfig};
+pub use files::{degrade_file, file_seed};
+pub use pipeline::{bicubic_lr, bicubic_x4_lr, degrade};

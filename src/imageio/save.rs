@@ -1,1 +1,92 @@
-//! TODO
+//! Writing the upscaled image safely: to a temporary file beside the target,
+//! renamed into place only when complete, and never over an input file.
+
+use super::LoadedImage;
+use anyhow::{bail, Context, Result};
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// Where the output for `input` goes when `out` is a folder (or is absent).
+pub fn output_path_for(input: &Path, out_dir: &Path, suffix: &str) -> PathBuf {
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    out_dir.join(format!("{stem}{suffix}.png"))
+}
+
+/// Writes `rgb` (1,3,H,W in [0,1]) with the layout of `like` (gray, alpha,
+/// bit depth), in the format given by the extension of `out`.
+pub fn save_image(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    if inputs.iter().any(|i| same_file(i, out)) {
+        bail!("{}: refusing to overwrite an input image", out.display());
+    }
+    let format = ImageFormat::from_path(out)
+        .with_context(|| format!("{}: unknown output extension (use .png, .jpg, .webp or .tiff)", out.display()))?;
+    let img = to_dynamic(rgb, alpha, like, format);
+    let suffix = format!(".{}", out.extension().unwrap_or_default().to_string_lossy());
+    let tmp = crate::atomic::temp_file_in(crate::atomic::parent_dir(out), &suffix)?;
+    img.save_with_format(tmp.path(), format)
+        .with_context(|| format!("{}: cannot encode the output", out.display()))?;
+    tmp.persist(out).map_err(|e| anyhow::anyhow!("{}: cannot move the output into place: {}", out.display(), e.error))?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, format: ImageFormat) -> DynamicImage {
+    let (h, w) = (rgb.size()[2], rgb.size()[3]);
+    let wide = like.sixteen_bit && matches!(format, ImageFormat::Png | ImageFormat::Tiff);
+    // Gray inputs come back gray through BT.601 luma, as image-rs converts.
+    let planes = if like.gray {
+        let y = rgb.narrow(1, 0, 1) * 0.299 + rgb.narrow(1, 1, 1) * 0.587 + rgb.narrow(1, 2, 1) * 0.114;
+        y
+    } else {
+        rgb.shallow_clone()
+    };
+    let planes = match alpha {
+        Some(a) if format != ImageFormat::Jpeg => Tensor::cat(&[planes, a.shallow_clone()], 1),
+        _ => planes,
+    };
+    let c = planes.size()[1];
+    let hwc = planes.squeeze_dim(0).permute([1, 2, 0]).clamp(0.0, 1.0).contiguous();
+    let (w, h) = (w as u32, h as u32);
+    if wide {
+        let v: Vec<u16> = Vec::try_from((hwc * 65535.0).round().to_kind(Kind::Int).flatten(0, -1))
+            .unwrap()
+            .into_iter()
+            .map(|x: i32| x as u16)
+            .collect();
+        match c {
+            1 => DynamicImage::ImageLuma16(ImageBuffer::<Luma<u16>, _>::from_raw(w, h, v).unwrap()),
+            2 => DynamicImage::ImageLumaA16(ImageBuffer::<LumaA<u16>, _>::from_raw(w, h, v).unwrap()),
+            3 => DynamicImage::ImageRgb16(ImageBuffer::<Rgb<u16>, _>::from_raw(w, h, v).unwrap()),
+            _ => DynamicImage::ImageRgba16(ImageBuffer::<Rgba<u16>, _>::from_raw(w, h, v).unwrap()),
+        }
+    } else {
+        let v: Vec<u8> = Vec::try_from((hwc * 255.0).round().to_kind(Kind::Uint8).flatten(0, -1)).unwrap();
+        match c {
+            1 => DynamicImage::ImageLuma8(ImageBuffer::<Luma<u8>, _>::from_raw(w, h, v).unwrap()),
+            2 => DynamicImage::ImageLumaA8(ImageBuffer::<LumaA<u8>, _>::from_raw(w, h, v).unwrap()),
+            3 => DynamicImage::ImageRgb8(ImageBuffer::<Rgb<u8>, _>::from_raw(w, h, v).unwrap()),
+            _ => DynamicImage::ImageRgba8(ImageBuffer::<Rgba<u8>, _>::from_raw(w, h, v).unwrap()),
+        }
+    }
+}
+
+/// An (1,3,H,W) [0,1] tensor as an 8-bit RGB image, for figures and metrics.
+pub fn tensor_to_rgb8(rgb: &Tensor) -> image::RgbImage {
+    let (h, w) = (rgb.size()[2] as u32, rgb.size()[3] as u32);
+    let hwc = rgb.squeeze_dim(0).permute([1, 2, 0]).clamp(0.0, 1.0).contiguous();
+    let v: Vec<u8> = Vec::try_from((hwc * 255.0).round().to_kind(Kind::Uint8).flatten(0, -1)).unwrap();
+    image::RgbImage::from_raw(w, h, v).unwrap()
+}
+
+/// An 8-bit RGB image as a (1,3,H,W) [0,1] tensor.
+pub fn rgb8_to_tensor(img: &image::RgbImage) -> Tensor {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    Tensor::from_slice(img.as_raw()).view([h, w, 3]).permute([2, 0, 1]).unsqueeze(0).to_kind(Kind::Float) / 255.0
+}

@@ -1,0 +1,163 @@
+//! The PatchScaler inference path, top to bottom (SPEC section 1):
+//! bicubic x4 -> E -> GRM -> PGS (texture prompt, Patch-DiT per group) ->
+//! merge -> D -> colour fix.
+
+pub mod options;
+pub mod prompt;
+pub mod qmap_image;
+
+pub use options::{PromptMode, SamplingOptions, Y0Source};
+
+use crate::autoencoder::tiled::{decode_tiled, encode_tiled};
+use crate::model::Model;
+use crate::pgs::groups::qmap;
+use crate::pgs::patches::PatchGrid;
+use crate::pgs::sampler::{sample_groups, SampleStats};
+use crate::resize::bicubic::upsample_bicubic;
+use anyhow::Result;
+use std::time::{Duration, Instant};
+use tch::{Kind, Tensor};
+
+/// Everything one upscale produced, for the CLI summary, `eval` and `bench`.
+pub struct Upscaled {
+    /// (1, 3, H*s, W*s) in [0, 1].
+    pub sr: Tensor,
+    /// The bicubic x4 input the colour fix refers to, (1,3,4h,4w) in [0, 1].
+    pub bicubic: Tensor,
+    /// Confidence map C at latent resolution, (1, 1, H/f, W/f), padded area cropped.
+    pub confidence: Tensor,
+    pub grid: PatchGrid,
+    /// Group index of every patch, in grid order.
+    pub assignment: Vec<usize>,
+    pub stats: SampleStats,
+    pub timings: Vec<(String, Duration)>,
+    /// Latent rows/cols that hold the image (the rest is padding).
+    pub valid_latent: (i64, i64),
+}
+
+/// Runs the pipeline on one image `lr` (1, 3, h, w) in [0, 1].
+pub fn upscale(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
+    tch::no_grad(|| upscale_inner(model, lr, opts))
+}
+
+fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
+    let cfg = &model.config;
+    let dev = model.device;
+    let kind = model.kind();
+    let mut clock = Stopwatch::start();
+
+    let lr = lr.to_device(dev).to_kind(Kind::Float);
+    let (h, w) = (lr.size()[2], lr.size()[3]);
+    let s = cfg.scale;
+    let bicubic = upsample_bicubic(&lr, (h * s) as usize, (w * s) as usize)?.clamp(0.0, 1.0);
+    // Pad (replicate) to whole latent pixels and at least one patch.
+    let f = model.ae.downsample_factor();
+    let v = opts.pgs.patch as i64;
+    let ph = ((h * s + f - 1) / f).max(v) * f;
+    let pw = ((w * s + f - 1) / f).max(v) * f;
+    let padded = (&bicubic * 2.0 - 1.0).replication_pad2d([0, pw - w * s, 0, ph - h * s]);
+    clock.lap("bicubic");
+
+    let y_lr = encode_tiled(&model.ae, &padded.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
+    clock.lap("encode");
+
+    let (y_hr, conf) = model.grm.forward(&y_lr.to_kind(kind))?;
+    let (y_hr, conf) = (y_hr.to_kind(Kind::Float), conf.to_kind(Kind::Float));
+    let y0_latent = match opts.y0 {
+        Y0Source::Coarse => y_hr,
+        Y0Source::LrLatent => y_lr.shallow_clone(),
+    };
+    clock.lap("grm");
+
+    let (lh, lw) = (ph / f, pw / f);
+    let grid = PatchGrid::new(lh as usize, lw as usize, v as usize, opts.pgs.stride)?;
+    let y0 = grid.extract(&y0_latent)?;
+    let q = qmap(&conf, &grid)?;
+    let assignment = opts.pgs.assign(&q);
+    let tokens = prompt::texture_tokens(model, &y0, opts)?;
+    clock.lap("texture prompt");
+
+    let ac = cfg.diffusion.alphas_cumprod();
+    let mut denoise = |x_t: &Tensor, y0: &Tensor, t: &Tensor, idx: &[usize]| -> Tensor {
+        let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(dev);
+        let tok = tokens.index_select(0, &index);
+        model.dit.forward(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), &tok).to_kind(Kind::Float)
+    };
+    let (x0, stats) = sample_groups(&y0, &assignment, &opts.pgs, &ac, opts.seed, opts.max_batch, &mut denoise)?;
+    for (g, d) in opts.pgs.groups.iter().zip(&stats.time_per_group) {
+        clock.record(format!("dit {}", g.name), *d);
+    }
+    clock.restart();
+    let latent = grid.merge(&x0)?;
+    clock.lap("merge");
+
+    let decoded = decode_tiled(&model.ae, &latent.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
+    let sr = ((decoded + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
+    clock.lap("decode");
+
+    let sr = opts.colorfix.apply(&sr, &bicubic)?.clamp(0.0, 1.0);
+    clock.lap("color fix");
+
+    let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
+    Ok(Upscaled { sr, bicubic, confidence: conf, grid, assignment, stats, timings: clock.laps, valid_latent: valid })
+}
+
+/// Wall time per stage, in pipeline order.
+struct Stopwatch {
+    last: Instant,
+    laps: Vec<(String, Duration)>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self { last: Instant::now(), laps: Vec::new() }
+    }
+    fn lap(&mut self, name: &str) {
+        self.laps.push((name.to_string(), self.last.elapsed()));
+        self.last = Instant::now();
+    }
+    fn record(&mut self, name: String, d: Duration) {
+        self.laps.push((name, d));
+    }
+    fn restart(&mut self) {
+        self.last = Instant::now();
+    }
+}
+
+/// Decodes the GRM's coarse latent alone: the paper's "coarse HR" image, used
+/// by `eval` to show what the diffusion stage adds.
+pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Tensor> {
+    tch::no_grad(|| {
+        let kind = model.kind();
+        let lr = lr.to_device(model.device).to_kind(Kind::Float);
+        let (h, w) = (lr.size()[2], lr.size()[3]);
+        let s = model.config.scale;
+        let f = model.ae.downsample_factor();
+        let bicubic = upsample_bicubic(&lr, (h * s) as usize, (w * s) as usize)?.clamp(0.0, 1.0);
+        let ph = ((h * s + f - 1) / f) * f;
+        let pw = ((w * s + f - 1) / f) * f;
+        let padded = (&bicubic * 2.0 - 1.0).replication_pad2d([0, pw - w * s, 0, ph - h * s]);
+        let y_lr = encode_tiled(&model.ae, &padded.to_kind(kind), &opts.ae_tiles)?;
+        let (y_hr, _) = model.grm.forward(&y_lr)?;
+        let dec = decode_tiled(&model.ae, &y_hr, &opts.ae_tiles)?.to_kind(Kind::Float);
+        Ok(((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s).clamp(0.0, 1.0))
+    })
+}
+
+/// Resamples the native-scale result to another factor (SPEC: scales other
+/// than the native one come from resampling the native result).
+pub fn rescale(sr: &Tensor, lr_h: i64, lr_w: i64, scale: f64) -> Result<Tensor> {
+    let oh = ((lr_h as f64) * scale).round().max(1.0) as i64;
+    let ow = ((lr_w as f64) * scale).round().max(1.0) as i64;
+    if oh == sr.size()[2] && ow == sr.size()[3] {
+        return Ok(sr.shallow_clone());
+    }
+    if oh < sr.size()[2] {
+        // Downscaling: area averaging avoids the aliasing bicubic would add.
+        return Ok(crate::resize::bicubic::downsample_area(sr, oh as usize, ow as usize)?.clamp(0.0, 1.0));
+    }
+    Ok(upsample_bicubic(sr, oh as usize, ow as usize)?.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+//! Per-run sampling options: what the CLI's flags and presets set.
+
+use crate::autoencoder::tiled::TileConfig;
+use crate::colorfix::ColorFix;
+use crate::pgs::groups::PgsConfig;
+
+/// Where y0, the diffusion's shortcut start, comes from (paper Table 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Y0Source {
+    /// The GRM's coarse HR latent (the method).
+    Coarse,
+    /// The encoded bicubic LR, skipping the GRM (ablation).
+    LrLatent,
+}
+
+/// Which texture prompt Patch-DiT sees (paper's texture-prompt ablation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromptMode {
+    /// Top-K RTM priors by cosine similarity of T(y0) (the method).
+    Retrieved,
+    /// All-zero priors and similarities (ablation).
+    Zeros,
+}
+
+#[derive(Clone, Debug)]
+pub struct SamplingOptions {
+    pub pgs: PgsConfig,
+    pub seed: u64,
+    pub colorfix: ColorFix,
+    /// Patches per Patch-DiT call: bounds memory, never changes the result.
+    pub max_batch: usize,
+    pub ae_tiles: TileConfig,
+    pub y0: Y0Source,
+    pub prompt: PromptMode,
+}
+
+impl SamplingOptions {
+    pub fn new(pgs: PgsConfig, colorfix: ColorFix) -> Self {
+        Self {
+            pgs,
+            seed: 0,
+            colorfix,
+            max_batch: 64,
+            ae_tiles: TileConfig::default(),
+            y0: Y0Source::Coarse,
+            prompt: PromptMode::Retrieved,
+        }
+    }
+}

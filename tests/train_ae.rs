@@ -1,0 +1,49 @@
+//! End-to-end test of the real `patchscaler train ae` binary on the tiny
+//! preset and the project's data (run `scripts/fetch_data.sh` first).
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_patchscaler")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{args:?} failed:\n{text}");
+    text
+}
+
+/// Validation PSNR rows of a run's log, in step order.
+fn val_psnr(log: &Path) -> Vec<f64> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",val,psnr_rgb,"))
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn trains_the_tiny_autoencoder_and_upscale_loads_it() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/manifest.csv");
+    assert!(manifest.is_file(), "{} is missing: run scripts/fetch_data.sh first", manifest.display());
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    let out = d.path().join("run");
+    run(&["init", "--preset", "tiny", "-o", model.to_str().unwrap()]);
+    let before = std::fs::read(model.join("ae.safetensors")).unwrap();
+    let text = run(&[
+        "train", "ae", "--model", model.to_str().unwrap(), "--data", manifest.to_str().unwrap(),
+        "--out", out.to_str().unwrap(), "--steps", "30", "--batch", "4", "--crop", "64", "--lr", "2e-3",
+        "--val-every", "10", "--val-batches", "1", "--quiet",
+    ]);
+    assert!(text.contains("scaling_factor"), "{text}");
+    let psnr = val_psnr(&out.join("log.csv"));
+    assert_eq!(psnr.len(), 3, "{psnr:?}");
+    assert!(psnr[2] > psnr[0], "validation PSNR did not rise: {psnr:?}");
+    assert!(out.join("loss.png").exists());
+    assert_ne!(before, std::fs::read(model.join("ae.safetensors")).unwrap(), "ae.safetensors was not rewritten");
+    let img = d.path().join("in.png");
+    image::RgbImage::from_pixel(16, 12, image::Rgb([90, 140, 200])).save(&img).unwrap();
+    let up = d.path().join("up.png");
+    run(&["upscale", img.to_str().unwrap(), "-o", up.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_eq!(image::image_dimensions(&up).unwrap(), (64, 48));
+}
