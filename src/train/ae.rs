@@ -48,11 +48,7 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     let mut trainer = Trainer::new(run.options.clone(), &(&cfg.ae, a.kl, a.grad, &run.crop))?;
     let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
     loader.skip_to(trainer.start_step());
-    let mut val_crop = run.crop.clone();
-    val_crop.seed = run.crop.seed ^ 0x5eed;
-    val_crop.flips = false;
-    val_crop.rot90 = false;
-    let val: Vec<Tensor> = CropLoader::new(&run.val_images, val_crop)?.take(run.val_batches).collect::<Result<_>>()?;
+    let val = run.val_crops()?;
 
     let (kl_w, grad_w) = (a.kl, a.grad);
     let step = |_step: u64, _rng: &mut rand_chacha::ChaCha8Rng| -> Result<Losses> {

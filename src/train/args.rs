@@ -2,7 +2,7 @@
 //! make. A `--config` TOML may hold the same keys (flags win).
 
 use super::data::ImageFolder;
-use super::loader::CropConfig;
+use super::loader::{CropConfig, CropLoader};
 use super::trainer::TrainOptions;
 use crate::model::files::load_checked;
 use crate::model::loaded::CONFIG_FILE;
@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use tch::nn::VarStore;
+use tch::{nn::VarStore, Tensor};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -73,6 +73,19 @@ pub struct Run {
     pub val_batches: usize,
     pub train_images: ImageFolder,
     pub val_images: ImageFolder,
+}
+
+impl Run {
+    /// The validation crops' loader settings: a seed of their own and no
+    /// augmentation, so every validation of a run scores the same pixels.
+    pub fn val_crop_config(&self) -> CropConfig {
+        CropConfig { seed: self.crop.seed ^ 0x5eed, flips: false, rot90: false, ..self.crop.clone() }
+    }
+
+    /// `val_batches` fixed batches of HR crops from the val split.
+    pub fn val_crops(&self) -> Result<Vec<Tensor>> {
+        CropLoader::new(&self.val_images, self.val_crop_config())?.take(self.val_batches).collect()
+    }
 }
 
 impl TrainArgs {

@@ -81,10 +81,7 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
     loader.skip_to(trainer.start_step());
 
-    let mut val_crop = run.crop.clone();
-    val_crop.seed = run.crop.seed ^ 0x5eed;
-    (val_crop.flips, val_crop.rot90) = (false, false);
-    let val_batches: Vec<Tensor> = CropLoader::new(&run.val_images, val_crop)?.take(run.val_batches).collect::<Result<_>>()?;
+    let val_batches = run.val_crops()?;
     let val = ValSet::build(&model, &val_batches, &pair_cfg, run.options.seed ^ 0x5eed)?;
     // Validation reads the EMA weights through a second model.
     let mut eval_vs = VarStore::new(device);

@@ -29,7 +29,6 @@ pub mod pairs;
 
 use self::pairs::{degrade_batch, Pair, PairConfig, PairLoader};
 use super::args::{load_part_if_present, TrainArgs};
-use super::loader::{CropConfig, CropLoader};
 use super::trainer::{Losses, Trainer};
 use crate::autoencoder::{legacy_key_map, AutoencoderKL};
 use crate::grm::{ConfidenceLoss, Grm};
@@ -142,7 +141,7 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
     let mut trainer = Trainer::new(run.options.clone(), &setup)?;
     let mut pairs = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.clone())?;
     pairs.skip_to(trainer.start_step() / a.reuse);
-    let val = validation_set(&ae, &run.val_images, &run.crop, &pair_cfg, run.val_batches)?;
+    let val = validation_set(&ae, run.val_crops()?, &pair_cfg)?;
 
     let reuse = a.reuse;
     let mut current: Option<(u64, Pair)> = None;
@@ -198,12 +197,10 @@ struct ValBatch {
     psnr_ae: f64,
 }
 
-/// `batches` val crops (no augmentation, a seed of their own) degraded with
+/// The run's fixed val crops (see `Run::val_crops`) degraded with
 /// the training mixture, so the numbers cover both protocols.
-fn validation_set(ae: &AutoencoderKL, images: &super::ImageFolder, crop: &CropConfig, pairs: &PairConfig, batches: usize) -> Result<Vec<ValBatch>> {
-    let crop = CropConfig { seed: crop.seed ^ 0x5eed, flips: false, rot90: false, ..crop.clone() };
+fn validation_set(ae: &AutoencoderKL, hrs: Vec<Tensor>, pairs: &PairConfig) -> Result<Vec<ValBatch>> {
     let pairs = PairConfig { seed: pairs.seed ^ 0x5eed, ..pairs.clone() };
-    let hrs: Vec<Tensor> = CropLoader::new(images, crop)?.take(batches).collect::<Result<_>>()?;
     tch::no_grad(|| {
         hrs.iter()
             .enumerate()

@@ -123,13 +123,8 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
     loader.skip_to(trainer.start_step());
 
     // Fixed validation pairs: crops, degradations and windows drawn once.
-    let mut val_crop = run.crop.clone();
-    val_crop.seed = run.crop.seed ^ 0x5eed;
-    val_crop.flips = false;
-    val_crop.rot90 = false;
-    let mut val_rng = ChaCha8Rng::seed_from_u64(val_crop.seed);
-    let val: Vec<Pairs> =
-        CropLoader::new(&run.val_images, val_crop)?.take(run.val_batches).map(|x| maker.make(&x?, &mut val_rng)).collect::<Result<_>>()?;
+    let mut val_rng = ChaCha8Rng::seed_from_u64(run.val_crop_config().seed);
+    let val: Vec<Pairs> = run.val_crops()?.iter().map(|x| maker.make(x, &mut val_rng)).collect::<Result<_>>()?;
 
     let temperature = a.temperature;
     let step = |_step: u64, rng: &mut ChaCha8Rng| -> Result<Losses> {
