@@ -2,6 +2,7 @@
 //! (Liu et al.), on libtorch through tch. Modules follow the paper's parts.
 
 pub mod atomic;
+pub mod autocast;
 pub mod autoencoder;
 pub mod cli;
 pub mod colorfix;

@@ -1,4 +1,4 @@
-//! End-to-end tests of `patchscaler eval` and `patchscaler bench` on a tiny,
+//! End-to-end tests of `patchscaler eval`, `bench` and `calibrate` on a tiny,
 //! randomly initialised model: the tests check the reports, not the quality.
 
 use std::path::{Path, PathBuf};
@@ -142,4 +142,49 @@ fn tradeoff_writes_csv_and_plot() {
     assert_eq!(lines.len(), 1 + 5 + 3, "{csv}");
     assert!(lines.iter().any(|l| l.starts_with("PGS balanced,pgs,")), "{csv}");
     assert_eq!(image::image_dimensions(out.join("tradeoff.png")).unwrap(), (1200, 520));
+}
+
+/// The PGS thresholds in a model folder's model.toml.
+fn thresholds(model: &Path) -> Vec<f64> {
+    let cfg: toml::Value = toml::from_str(&std::fs::read_to_string(model.join("model.toml")).unwrap()).unwrap();
+    cfg["pgs"]["groups"].as_array().unwrap().iter().map(|g| g["min_conf_exclusive"].as_float().unwrap()).collect()
+}
+
+#[test]
+fn calibrate_writes_thresholds_that_split_the_patches() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let hr = d.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    for (i, name) in ["a.png", "b.png", "c.png"].iter().enumerate() {
+        image::RgbImage::from_fn(160, 144, |x, y| {
+            let v = ((x as f32 * (0.1 + 0.1 * i as f32)).sin() * 90.0 + 128.0) as u8;
+            image::Rgb([v, ((x * 3 + y * (i as u32 + 2)) % 256) as u8, (y % 200) as u8])
+        })
+        .save(hr.join(name))
+        .unwrap();
+    }
+    let before = thresholds(&model);
+    let run = |extra: &[&str]| {
+        let o = bin().arg("calibrate").arg("--model").arg(&model).arg("--data").arg(&hr).args(["--crop-hr", "128"]).args(extra).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let t = run(&["--dry-run"]);
+    assert!(t.contains("patches from 3 images") && t.contains("thresholds"), "{t}");
+    assert_eq!(thresholds(&model), before, "--dry-run must not write");
+
+    run(&["--shares", "0.5,0.25"]);
+    let after = thresholds(&model);
+    assert_eq!(after.len(), 3);
+    assert!(after[0] > after[1] && after[1] >= 0.0 && after[2] == 0.0, "{after:?}");
+    assert_ne!(after, before);
+
+    let lr = d.path().join("in.png");
+    image::RgbImage::from_fn(24, 20, |x, y| image::Rgb([(x * 9) as u8, (y * 11) as u8, 60])).save(&lr).unwrap();
+    let o = bin().arg("upscale").arg("--model").arg(&model).arg(&lr).arg("-o").arg(d.path().join("out.png")).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let bad = bin().arg("calibrate").arg("--model").arg(&model).arg("--data").arg(&hr).args(["--shares", "0.7,0.5"]).output().unwrap();
+    assert!(!bad.status.success() && text(&bad).contains("shares"), "{}", text(&bad));
 }

@@ -47,3 +47,42 @@ fn trains_the_tiny_autoencoder_and_upscale_loads_it() {
     run(&["upscale", img.to_str().unwrap(), "-o", up.to_str().unwrap(), "--model", model.to_str().unwrap()]);
     assert_eq!(image::image_dimensions(&up).unwrap(), (64, 48));
 }
+
+/// Named tensors of a safetensors file, sorted by name.
+fn tensors(path: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut t = tch::Tensor::read_safetensors(path).unwrap();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+#[test]
+fn decoder_only_keeps_the_encoder_and_the_latent_scale() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/manifest.csv");
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    run(&["init", "--preset", "tiny", "-o", model.to_str().unwrap()]);
+    let config = std::fs::read_to_string(model.join("model.toml")).unwrap();
+    let before = tensors(&model.join("ae.safetensors"));
+    let out = d.path().join("run");
+    let text = run(&[
+        "train", "ae", "--decoder-only", "--model", model.to_str().unwrap(), "--data", manifest.to_str().unwrap(),
+        "--out", out.to_str().unwrap(), "--steps", "30", "--batch", "4", "--crop", "64", "--lr", "2e-3",
+        "--val-every", "10", "--val-batches", "1", "--quiet",
+    ]);
+    assert!(text.contains("encoder and scaling_factor unchanged"), "{text}");
+    let psnr = val_psnr(&out.join("log.csv"));
+    assert!(psnr[2] > psnr[0], "validation PSNR did not rise: {psnr:?}");
+    assert_eq!(std::fs::read_to_string(model.join("model.toml")).unwrap(), config, "model.toml must not change");
+    let after = tensors(&model.join("ae.safetensors"));
+    assert_eq!(before.len(), after.len());
+    let mut decoder_changed = false;
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        let same = a.equal(b);
+        if name.starts_with("encoder.") || name.starts_with("quant_conv.") {
+            assert!(same, "{name} changed");
+        } else {
+            decoder_changed |= !same;
+        }
+    }
+    assert!(decoder_changed, "no decoder weight changed");
+}

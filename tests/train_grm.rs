@@ -31,10 +31,14 @@ fn tiny_model(dir: &Path) -> PathBuf {
 /// batch, 2.5x the default learning rate so that two dozen steps show
 /// learning, and frequent validation so the first row is near the start.
 fn train(model: &Path, out: &Path, steps: u64) -> String {
+    train_with(model, out, steps, &[])
+}
+
+fn train_with(model: &Path, out: &Path, steps: u64, extra: &[&str]) -> String {
     let mut c = bin();
     c.args(["train", "grm", "--model"]).arg(model).arg("--data").arg(manifest()).arg("--out").arg(out);
     c.args(["--steps", &steps.to_string(), "--batch", "2", "--crop", "80", "--lr", "5e-4", "--val-every", "4", "--val-batches", "1"]);
-    c.args(["--reuse", "2", "--quiet"]);
+    c.args(["--reuse", "2", "--quiet"]).args(extra);
     run(&mut c)
 }
 
@@ -94,4 +98,17 @@ fn an_interrupted_run_resumes_exactly() {
         assert!(diff <= 1e-6, "{name}: resumed run differs by {diff:e}");
     }
     assert_eq!(log_values(&d.path().join("a/run"), "train", "loss"), log_values(&d.path().join("b/run"), "train", "loss"));
+}
+
+#[test]
+fn bf16_autocast_trains_with_the_same_losses_to_bf16_accuracy() {
+    let d = tempfile::tempdir().unwrap();
+    let (full, half) = (tiny_model(&d.path().join("a")), tiny_model(&d.path().join("b")));
+    train_with(&full, &d.path().join("a/run"), 8, &["--precision", "f32"]);
+    train_with(&half, &d.path().join("b/run"), 8, &["--precision", "bf16"]);
+    let (a, b) = (log_values(&d.path().join("a/run"), "train", "loss"), log_values(&d.path().join("b/run"), "train", "loss"));
+    // Step 1: same weights, same batch; only the arithmetic differs.
+    assert!((a[0] - b[0]).abs() <= 0.02 * a[0], "step-1 loss f32 {} vs bf16 {}", a[0], b[0]);
+    let val = log_values(&d.path().join("b/run"), "val", "loss");
+    assert!(val[1] < val[0], "bf16 validation loss did not fall: {val:?}");
 }

@@ -3,7 +3,7 @@
 //! a CSV and one side-by-side figure per image. The ablation flags (--prompt,
 //! --y0, the PGS overrides) make the README's ablation tables.
 
-use super::presets::{plan, Overrides, Preset};
+pub use super::presets::PgsFlags;
 use super::upscale::{device, expand_inputs, load_model, DeviceArg, Precision};
 use crate::eval::figure::side_by_side;
 use crate::eval::methods::{self, Method};
@@ -12,72 +12,10 @@ use crate::eval::score::score;
 use crate::eval::{Degradation, PairSource};
 use crate::metrics::NiqeParams;
 use crate::model::Model;
-use crate::pgs::groups::PgsConfig;
 use crate::pipeline::{PromptMode, SamplingOptions, Y0Source};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
-
-/// The sampling plan flags `upscale` also has, shared by `eval` and `bench`.
-#[derive(Args, Debug, Clone)]
-pub struct PgsFlags {
-    #[arg(long, value_enum, default_value = "balanced")]
-    pub preset: Preset,
-    /// Confidence thresholds, descending (k values make k+1 groups).
-    #[arg(long, value_delimiter = ',')]
-    pub thresholds: Option<Vec<f64>>,
-    /// Shortcut start tau per group, simple to hard.
-    #[arg(long, value_delimiter = ',')]
-    pub tau: Option<Vec<usize>>,
-    /// DDIM steps N per group.
-    #[arg(long, value_delimiter = ',')]
-    pub steps: Option<Vec<usize>>,
-    #[arg(long)]
-    pub patch: Option<usize>,
-    #[arg(long)]
-    pub stride: Option<usize>,
-}
-
-impl PgsFlags {
-    /// The PGS plan, and the uniform baseline (tau 1000, N 20) on the same patch grid.
-    pub fn plans(&self, model: &Model) -> Result<(PgsConfig, PgsConfig)> {
-        let o = Overrides {
-            thresholds: self.thresholds.clone(),
-            tau: self.tau.clone(),
-            steps: self.steps.clone(),
-            patch: self.patch,
-            stride: self.stride,
-            uniform: false,
-        };
-        let pgs = plan(self.preset, &o, &model.config.pgs)?;
-        let uniform = plan(self.preset, &Overrides { uniform: true, patch: self.patch, stride: self.stride, ..Default::default() }, &model.config.pgs)?;
-        if pgs.patch as i64 != model.config.dit.input_size as i64 {
-            bail!("--patch {}: this model's Patch-DiT works on {} x {} latent patches", pgs.patch, model.config.dit.input_size, model.config.dit.input_size);
-        }
-        Ok((pgs, uniform))
-    }
-
-    /// The same flags as command-line words, to hand to a child process.
-    pub fn to_args(&self) -> Vec<String> {
-        let list = |v: &[String]| v.join(",");
-        let mut out = vec!["--preset".into(), value_name(&self.preset)];
-        if let Some(t) = &self.thresholds {
-            out.extend(["--thresholds".into(), list(&t.iter().map(f64::to_string).collect::<Vec<_>>())]);
-        }
-        if let Some(t) = &self.tau {
-            out.extend(["--tau".into(), list(&t.iter().map(usize::to_string).collect::<Vec<_>>())]);
-        }
-        if let Some(s) = &self.steps {
-            out.extend(["--steps".into(), list(&s.iter().map(usize::to_string).collect::<Vec<_>>())]);
-        }
-        for (flag, v) in [("--patch", self.patch), ("--stride", self.stride)] {
-            if let Some(v) = v {
-                out.extend([flag.into(), v.to_string()]);
-            }
-        }
-        out
-    }
-}
 
 /// A value-enum value as the command line spells it.
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
@@ -194,7 +132,7 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     }
     print!("{}", table(&rows));
     if rows.iter().any(|r| r.score.niqe.is_none()) {
-        println!("NIQE \"-\": fewer than two 96 px blocks after the border crop; its means use the images that have one.");
+        println!("NIQE \"-\": undefined (fewer than two 96 px blocks after the border crop, or too flat for two blocks with finite features); its means use the images that have one.");
     }
     let csv = a.output.join("eval.csv");
     write_csv(&rows, &csv)?;

@@ -1,6 +1,7 @@
 //! The `patchscaler` command line.
 
 pub mod bench;
+pub mod calibrate;
 pub mod convert;
 pub mod degrade;
 pub mod eval;
@@ -33,6 +34,8 @@ pub enum Command {
     Train(train::TrainCommand),
     /// Score bicubic, coarse, PatchScaler and uniform sampling on HR images (PSNR, SSIM, NIQE, runtime).
     Eval(eval::EvalArgs),
+    /// Set a model's PGS confidence thresholds from held-out images (target group shares).
+    Calibrate(calibrate::CalibrateArgs),
     /// Time each stage in f32 and bf16, PGS against uniform; --tradeoff draws quality vs runtime.
     Bench(bench::BenchArgs),
 }
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Train(c) => train::run(c),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
     };
     match result {
         Ok(code) => code,

@@ -2,12 +2,16 @@
 //!
 //! `balanced` is the model's own plan from its `model.toml`, which is the
 //! paper's (thresholds 0.95/0.75; (tau, N) = (400, 8), (700, 14), (1000, 20))
-//! unless the model was calibrated otherwise. `fast` and `quality` are ours:
-//! fewer steps and looser thresholds, or more steps and stricter ones.
+//! unless the model was calibrated otherwise (`patchscaler calibrate`).
+//! `fast` and `quality` are ours: fewer or more steps per group. They keep
+//! a three-group model's own thresholds, since where a threshold belongs
+//! depends on the model's confidence scale (see `pgs::calibrate`); only for
+//! other models do they fall back to fixed thresholds of their own.
 
+use crate::model::Model;
 use crate::pgs::groups::PgsConfig;
 use anyhow::{bail, Result};
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
@@ -57,8 +61,10 @@ pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig
         let n = o.steps.as_ref().map(|s| s[0]).unwrap_or(20);
         return with_patches(PgsConfig::from_thresholds(&[], &[(tau, n)])?, patch, stride);
     }
+    let (model_thresholds, model_sched) = model_plan(base);
     let (preset_thresholds, sched) = match preset {
-        Preset::Balanced => model_plan(base),
+        Preset::Balanced => (model_thresholds, model_sched),
+        _ if model_sched.len() == preset.schedule().len() => (model_thresholds, preset.schedule()),
         _ => (preset.thresholds(), preset.schedule()),
     };
     let thresholds = o.thresholds.clone().unwrap_or(preset_thresholds);
@@ -77,6 +83,80 @@ pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig
     }
     let pairs: Vec<(usize, usize)> = tau.into_iter().zip(steps).collect();
     with_patches(PgsConfig::from_thresholds(&thresholds, &pairs)?, patch, stride)
+}
+
+/// The sampling-plan flags of `upscale`, `eval` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct PgsFlags {
+    #[arg(long, value_enum, default_value = "balanced")]
+    pub preset: Preset,
+    /// Confidence thresholds, descending (k values make k+1 groups), e.g. 0.95,0.75.
+    #[arg(long, value_delimiter = ',')]
+    pub thresholds: Option<Vec<f64>>,
+    /// Shortcut start tau per group, simple to hard, e.g. 400,700,1000.
+    #[arg(long, value_delimiter = ',')]
+    pub tau: Option<Vec<usize>>,
+    /// DDIM steps N per group, e.g. 8,14,20.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Option<Vec<usize>>,
+    /// Latent patch side V.
+    #[arg(long)]
+    pub patch: Option<usize>,
+    /// Latent patch stride (overlap = patch - stride).
+    #[arg(long)]
+    pub stride: Option<usize>,
+}
+
+impl PgsFlags {
+    /// The flags as overrides of the preset; `uniform` asks for the baseline plan.
+    pub fn overrides(&self, uniform: bool) -> Overrides {
+        Overrides {
+            thresholds: self.thresholds.clone(),
+            tau: self.tau.clone(),
+            steps: self.steps.clone(),
+            patch: self.patch,
+            stride: self.stride,
+            uniform,
+        }
+    }
+
+    /// The PGS plan, and the uniform baseline (tau 1000, N 20) on the same patch grid.
+    pub fn plans(&self, model: &Model) -> Result<(PgsConfig, PgsConfig)> {
+        let pgs = self.checked_plan(model, false)?;
+        let uniform = plan(self.preset, &Overrides { uniform: true, patch: self.patch, stride: self.stride, ..Default::default() }, &model.config.pgs)?;
+        Ok((pgs, uniform))
+    }
+
+    /// The plan the flags ask for, refused when its patch size is not the one
+    /// the model's Patch-DiT was built for.
+    pub fn checked_plan(&self, model: &Model, uniform: bool) -> Result<PgsConfig> {
+        let pgs = plan(self.preset, &self.overrides(uniform), &model.config.pgs)?;
+        if pgs.patch as i64 != model.config.dit.input_size as i64 {
+            bail!("--patch {}: this model's Patch-DiT works on {} x {} latent patches", pgs.patch, model.config.dit.input_size, model.config.dit.input_size);
+        }
+        Ok(pgs)
+    }
+
+    /// The same flags as command-line words, to hand to a child process.
+    pub fn to_args(&self) -> Vec<String> {
+        let list = |v: &[String]| v.join(",");
+        let mut out = vec!["--preset".into(), super::eval::value_name(&self.preset)];
+        if let Some(t) = &self.thresholds {
+            out.extend(["--thresholds".into(), list(&t.iter().map(f64::to_string).collect::<Vec<_>>())]);
+        }
+        if let Some(t) = &self.tau {
+            out.extend(["--tau".into(), list(&t.iter().map(usize::to_string).collect::<Vec<_>>())]);
+        }
+        if let Some(s) = &self.steps {
+            out.extend(["--steps".into(), list(&s.iter().map(usize::to_string).collect::<Vec<_>>())]);
+        }
+        for (flag, v) in [("--patch", self.patch), ("--stride", self.stride)] {
+            if let Some(v) = v {
+                out.extend([flag.into(), v.to_string()]);
+            }
+        }
+        out
+    }
 }
 
 /// The thresholds and (tau, N) pairs of a stored plan.
@@ -111,7 +191,11 @@ mod tests {
         let p = plan(Preset::Balanced, &Overrides::default(), &base).unwrap();
         assert_eq!(p, base);
         let fast = plan(Preset::Fast, &Overrides::default(), &base).unwrap();
-        assert_eq!(fast.groups[0].min_conf_exclusive, 0.9);
+        assert_eq!(fast.groups[0].min_conf_exclusive, 0.99, "fast keeps the calibrated thresholds");
+        assert_eq!((fast.groups[0].tau, fast.groups[0].steps), (300, 4));
+        let two = PgsConfig::from_thresholds(&[0.5], &[(400, 8), (1000, 20)]).unwrap();
+        let quality = plan(Preset::Quality, &Overrides::default(), &two).unwrap();
+        assert_eq!(quality.groups[0].min_conf_exclusive, 0.97, "other group counts use the preset's own");
     }
 
     #[test]

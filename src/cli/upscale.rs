@@ -2,7 +2,7 @@
 //! summary line per image, and every bad input reported without stopping
 //! the batch.
 
-use super::presets::{plan, Overrides, Preset};
+use super::presets::PgsFlags;
 use crate::colorfix::ColorFix;
 use crate::imageio::{load_image, save::save_image};
 use crate::model::Model;
@@ -32,23 +32,8 @@ pub struct UpscaleArgs {
     /// A diffusers AutoencoderKL safetensors file to use instead of the model's AE.
     #[arg(long)]
     pub vae: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "balanced")]
-    pub preset: Preset,
-    /// Confidence thresholds, descending (k values make k+1 groups), e.g. 0.95,0.75.
-    #[arg(long, value_delimiter = ',')]
-    pub thresholds: Option<Vec<f64>>,
-    /// Shortcut start tau per group, simple to hard, e.g. 400,700,1000.
-    #[arg(long, value_delimiter = ',')]
-    pub tau: Option<Vec<usize>>,
-    /// DDIM steps N per group, e.g. 8,14,20.
-    #[arg(long, value_delimiter = ',')]
-    pub steps: Option<Vec<usize>>,
-    /// Latent patch side V.
-    #[arg(long)]
-    pub patch: Option<usize>,
-    /// Latent patch stride (overlap = patch - stride).
-    #[arg(long)]
-    pub stride: Option<usize>,
+    #[command(flatten)]
+    pub pgs: PgsFlags,
     /// Every patch with tau = 1000, N = 20: the paper's uniform baseline.
     #[arg(long)]
     pub uniform: bool,
@@ -83,11 +68,7 @@ pub enum DeviceArg {
     Cuda,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Precision {
-    F32,
-    Bf16,
-}
+pub use crate::autocast::Precision;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ColorFixArg {
@@ -127,18 +108,7 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     }
     let dev = device(a.device)?;
     let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, a.precision)?;
-    let o = Overrides {
-        thresholds: a.thresholds.clone(),
-        tau: a.tau.clone(),
-        steps: a.steps.clone(),
-        patch: a.patch,
-        stride: a.stride,
-        uniform: a.uniform,
-    };
-    let pgs = plan(a.preset, &o, &model.config.pgs)?;
-    if pgs.patch as i64 != model.config.dit.input_size as i64 {
-        bail!("--patch {}: this model's Patch-DiT works on {} x {} latent patches", pgs.patch, model.config.dit.input_size, model.config.dit.input_size);
-    }
+    let pgs = a.pgs.checked_plan(&model, a.uniform)?;
     let colorfix = match a.colorfix {
         Some(ColorFixArg::Wavelet) => ColorFix::Wavelet,
         Some(ColorFixArg::Adain) => ColorFix::Adain,

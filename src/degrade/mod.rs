@@ -11,6 +11,7 @@ pub mod noise;
 pub mod pipeline;
 pub mod random_kernel;
 pub mod resize;
+pub mod training;
 pub mod usm;
 
 #[cfg(test)]
@@ -19,3 +20,4 @@ mod tests;
 pub use config::{DegradeConfig, ResizeConfig};
 pub use files::{degrade_file, file_seed};
 pub use pipeline::{bicubic_lr, bicubic_x4_lr, degrade};
+pub use training::training_lr;

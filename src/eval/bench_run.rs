@@ -2,6 +2,7 @@
 //! gathers them: stage times, peak memory, and PGS's speed-up over uniform
 //! sampling (paper Table 4's ratio).
 
+use super::flops::stage_flops;
 use super::memory::peak_rss_mib;
 use crate::model::Model;
 use crate::pipeline::{upscale, SamplingOptions};
@@ -32,6 +33,9 @@ pub struct ConfigRun {
     pub peak_rss_mib: Option<f64>,
     pub denoiser_evaluations: usize,
     pub patches_per_group: Vec<usize>,
+    /// Counted from the weights (`eval::flops`), in 1e9.
+    #[serde(default)]
+    pub gflops: f64,
 }
 
 /// Upscales `lr` `warmup` times untimed, then once timed.
@@ -51,6 +55,7 @@ pub fn run_config(model: &Model, lr: &tch::Tensor, opts: &SamplingOptions, preci
         peak_rss_mib: peak_rss_mib(),
         denoiser_evaluations: up.stats.evaluations,
         patches_per_group: up.stats.patches_per_group.clone(),
+        gflops: stage_flops(model, up.sr.size()[2], up.sr.size()[3]).total(up.stats.patches_per_group.iter().sum(), up.stats.evaluations) / 1e9,
     })
 }
 
@@ -109,6 +114,7 @@ impl BenchReport {
         row("total", &|c| format!("{:.3}", c.total_seconds));
         row("peak RSS (MiB)", &|c| c.peak_rss_mib.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into()));
         row("denoiser evals", &|c| c.denoiser_evaluations.to_string());
+        row("GFLOPs", &|c| format!("{:.0}", c.gflops));
         for (p, r) in &self.pgs_to_uniform {
             let _ = writeln!(out, "PGS / uniform runtime ({p}): {r:.3}");
         }
@@ -129,6 +135,7 @@ mod tests {
             peak_rss_mib: Some(100.0),
             denoiser_evaluations: 10,
             patches_per_group: vec![1],
+            gflops: 1.0,
         }
     }
 

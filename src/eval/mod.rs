@@ -8,6 +8,7 @@
 
 pub mod bench_run;
 pub mod figure;
+pub mod flops;
 pub mod memory;
 pub mod methods;
 pub mod pairs;

@@ -1,6 +1,7 @@
 //! The numbers one SR output gets: PSNR / SSIM against its HR, NIQE alone.
 
 use crate::imageio::save::tensor_to_rgb8;
+use crate::metrics::mvg::NiqeUndefined;
 use crate::metrics::{niqe, psnr_ssim_y, NiqeParams};
 use anyhow::{Context, Result};
 use image::RgbImage;
@@ -15,7 +16,7 @@ pub struct Score {
     /// dB on Y, `scale` px border ignored.
     pub psnr: f64,
     pub ssim: f64,
-    /// `None` when the image is too small for NIQE (fewer than two 96 px blocks).
+    /// `None` where NIQE is undefined (see `niqe_if_defined`).
     pub niqe: Option<f64>,
     /// Wall time of the method on this image.
     pub seconds: f64,
@@ -30,13 +31,19 @@ pub fn score(sr: &Tensor, hr: &Tensor, crop: u32, params: &NiqeParams, seconds: 
     Ok(Score { psnr, ssim, niqe: niqe_if_defined(&sr8, crop, params)?, seconds })
 }
 
-/// NIQE with a `crop` px border ignored, or `None` for too small an image.
+/// NIQE with a `crop` px border ignored, or `None` where it is undefined:
+/// too small an image, or one too flat (fewer than two blocks with finite
+/// features, e.g. a smooth gradient wallpaper).
 pub fn niqe_if_defined(img: &RgbImage, crop: u32, params: &NiqeParams) -> Result<Option<f64>> {
     let blocks = |side: u32| side.saturating_sub(2 * crop) / NIQE_BLOCK;
     if blocks(img.width()) * blocks(img.height()) < NIQE_MIN_BLOCKS {
         return Ok(None);
     }
-    niqe(img, crop, params).map(Some).context("computing NIQE")
+    match niqe(img, crop, params) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.downcast_ref::<NiqeUndefined>().is_some() => Ok(None),
+        Err(e) => Err(e).context("computing NIQE"),
+    }
 }
 
 /// The column means; NIQE over the images that have one.
@@ -71,6 +78,12 @@ mod tests {
         let noisy = |w, h| RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 37 + y * 101) % 256) as u8, ((x * x + y) % 256) as u8, ((y * 13) % 256) as u8]));
         assert_eq!(niqe_if_defined(&noisy(200, 103), 4, &p).unwrap(), None);
         assert!(niqe_if_defined(&noisy(200, 104), 4, &p).unwrap().unwrap().is_finite());
+    }
+
+    #[test]
+    fn a_flat_image_has_no_niqe_instead_of_an_error() {
+        let flat = RgbImage::from_pixel(300, 300, image::Rgb([90, 120, 200]));
+        assert_eq!(niqe_if_defined(&flat, 4, &NiqeParams::bundled()).unwrap(), None);
     }
 
     #[test]

@@ -1,10 +1,20 @@
 //! NIQE's quality score: how far the image's multivariate Gaussian (MVG) of
 //! block features lies from the pristine one (Mittal et al., Eq. 10).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tch::Tensor;
 
 use super::niqe::NIQE_FEATURES as N;
+
+/// NIQE is undefined for this image: fewer than two of its blocks have
+/// finite features (flat blocks have no MSCN variance), so there is no
+/// covariance to compare. Callers that score many images report "no NIQE".
+#[derive(Debug, thiserror::Error)]
+#[error("NIQE needs at least two blocks with finite features, got {clean} of {total}")]
+pub struct NiqeUndefined {
+    pub clean: usize,
+    pub total: usize,
+}
 
 /// Eq. 10: sqrt((μp − μd)ᵀ ((Σp + Σd)/2)⁺ (μp − μd)). The image's mean
 /// ignores NaN features; its covariance uses only blocks without NaN.
@@ -20,11 +30,7 @@ pub fn mvg_distance(feats: &[[f64; N]], mu_pris: &[f64], cov_pris: &[f64]) -> Re
         .filter(|f| f.iter().all(|v| !v.is_nan()))
         .collect();
     if clean.len() < 2 || mu.iter().any(|v| v.is_nan()) {
-        bail!(
-            "NIQE needs at least two blocks with finite features, got {} of {}",
-            clean.len(),
-            feats.len()
-        );
+        return Err(NiqeUndefined { clean: clean.len(), total: feats.len() }.into());
     }
 
     let clean_mu: Vec<f64> = (0..N)

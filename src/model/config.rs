@@ -120,9 +120,14 @@ impl ModelConfig {
         Ok(cfg)
     }
 
+    /// Writes atomically: a model folder never holds a half-written config.
     pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
         let text = toml::to_string_pretty(self)?;
-        std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+        let mut tmp = crate::atomic::temp_file_in(crate::atomic::parent_dir(path), ".toml")?;
+        tmp.write_all(text.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+        tmp.persist(path).with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! overlapping patches, group them by the GRM's confidence, run each group's
 //! shortcut diffusion batched, and blend the results back.
 
+pub mod calibrate;
 pub mod groups;
 pub mod patches;
 pub mod sampler;

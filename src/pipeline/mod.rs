@@ -40,36 +40,66 @@ pub fn upscale(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Ups
     tch::no_grad(|| upscale_inner(model, lr, opts))
 }
 
-fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
-    let cfg = &model.config;
-    let dev = model.device;
-    let kind = model.kind();
-    let mut clock = Stopwatch::start();
+/// The pipeline up to the GRM (bicubic x4 -> E -> GRM), shared by the full
+/// upscale, the coarse image of `eval` and the confidence of `calibrate`.
+pub struct Restored {
+    /// The bicubic x4 input, (1, 3, h*s, w*s) in [0, 1].
+    pub bicubic: Tensor,
+    /// E(bicubic) and GRM's coarse HR latent, float32, padded to whole latent
+    /// pixels and at least `min_latent` of them per side.
+    pub y_lr: Tensor,
+    pub y_hr: Tensor,
+    /// Confidence C, (1, 1, same H, W).
+    pub conf: Tensor,
+    /// The LR's (h, w).
+    pub lr_size: (i64, i64),
+}
 
-    let lr = lr.to_device(dev).to_kind(Kind::Float);
+/// Runs bicubic, E and the GRM on `lr` (1, 3, h, w) in [0, 1].
+pub fn restore(model: &Model, lr: &Tensor, opts: &SamplingOptions, min_latent: i64) -> Result<Restored> {
+    restore_timed(model, lr, opts, min_latent, &mut Stopwatch::start())
+}
+
+fn restore_timed(model: &Model, lr: &Tensor, opts: &SamplingOptions, min_latent: i64, clock: &mut Stopwatch) -> Result<Restored> {
+    let kind = model.kind();
+    let lr = lr.to_device(model.device).to_kind(Kind::Float);
     let (h, w) = (lr.size()[2], lr.size()[3]);
-    let s = cfg.scale;
+    let s = model.config.scale;
     let bicubic = upsample_bicubic(&lr, (h * s) as usize, (w * s) as usize)?.clamp(0.0, 1.0);
-    // Pad (replicate) to whole latent pixels and at least one patch.
+    // Pad (replicate) to whole latent pixels and at least `min_latent` of them.
     let f = model.ae.downsample_factor();
-    let v = opts.pgs.patch as i64;
-    let ph = ((h * s + f - 1) / f).max(v) * f;
-    let pw = ((w * s + f - 1) / f).max(v) * f;
+    let ph = ((h * s + f - 1) / f).max(min_latent) * f;
+    let pw = ((w * s + f - 1) / f).max(min_latent) * f;
     let padded = (&bicubic * 2.0 - 1.0).replication_pad2d([0, pw - w * s, 0, ph - h * s]);
     clock.lap("bicubic");
 
     let y_lr = encode_tiled(&model.ae, &padded.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
     clock.lap("encode");
 
-    let (y_hr, conf) = model.grm.forward(&y_lr.to_kind(kind))?;
-    let (y_hr, conf) = (y_hr.to_kind(Kind::Float), conf.to_kind(Kind::Float));
+    // C from the logit in float32: a bf16 sigmoid rounds every confidence
+    // within 1/256 of 1 to exactly 1, and the calibrated thresholds sit far
+    // closer to 1 than that, so PGS would group differently by precision.
+    let (y_hr, logit) = model.grm.forward_with_logit(&y_lr.to_kind(kind))?;
+    let conf = logit.to_kind(Kind::Float).sigmoid();
+    clock.lap("grm");
+    Ok(Restored { bicubic, y_lr, y_hr: y_hr.to_kind(Kind::Float), conf, lr_size: (h, w) })
+}
+
+fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
+    let cfg = &model.config;
+    let dev = model.device;
+    let kind = model.kind();
+    let mut clock = Stopwatch::start();
+    let v = opts.pgs.patch as i64;
+    let Restored { bicubic, y_lr, y_hr, conf, lr_size: (h, w) } = restore_timed(model, lr, opts, v, &mut clock)?;
+    let s = cfg.scale;
+    let f = model.ae.downsample_factor();
+    let (lh, lw) = (y_lr.size()[2], y_lr.size()[3]);
     let y0_latent = match opts.y0 {
         Y0Source::Coarse => y_hr,
         Y0Source::LrLatent => y_lr.shallow_clone(),
     };
-    clock.lap("grm");
 
-    let (lh, lw) = (ph / f, pw / f);
     let grid = PatchGrid::new(lh as usize, lw as usize, v as usize, opts.pgs.stride)?;
     let y0 = grid.extract(&y0_latent)?;
     let q = qmap(&conf, &grid)?;
@@ -124,23 +154,16 @@ impl Stopwatch {
     }
 }
 
-/// Decodes the GRM's coarse latent alone: the paper's "coarse HR" image, used
-/// by `eval` to show what the diffusion stage adds.
+/// The paper's "coarse HR" image: the GRM's latent decoded, then the same
+/// colour fix as the full pipeline, i.e. PatchScaler with the diffusion
+/// stage left out. `eval` shows it to measure what the diffusion adds.
 pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Tensor> {
     tch::no_grad(|| {
-        let kind = model.kind();
-        let lr = lr.to_device(model.device).to_kind(Kind::Float);
-        let (h, w) = (lr.size()[2], lr.size()[3]);
-        let s = model.config.scale;
-        let f = model.ae.downsample_factor();
-        let bicubic = upsample_bicubic(&lr, (h * s) as usize, (w * s) as usize)?.clamp(0.0, 1.0);
-        let ph = ((h * s + f - 1) / f) * f;
-        let pw = ((w * s + f - 1) / f) * f;
-        let padded = (&bicubic * 2.0 - 1.0).replication_pad2d([0, pw - w * s, 0, ph - h * s]);
-        let y_lr = encode_tiled(&model.ae, &padded.to_kind(kind), &opts.ae_tiles)?;
-        let (y_hr, _) = model.grm.forward(&y_lr)?;
-        let dec = decode_tiled(&model.ae, &y_hr, &opts.ae_tiles)?.to_kind(Kind::Float);
-        Ok(((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s).clamp(0.0, 1.0))
+        let r = restore(model, lr, opts, 1)?;
+        let ((h, w), s) = (r.lr_size, model.config.scale);
+        let dec = decode_tiled(&model.ae, &r.y_hr.to_kind(model.kind()), &opts.ae_tiles)?.to_kind(Kind::Float);
+        let coarse = ((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
+        Ok(opts.colorfix.apply(&coarse, &r.bicubic)?.clamp(0.0, 1.0))
     })
 }
 

@@ -8,10 +8,16 @@
 //! After training, `scaling_factor` is set to 1 / std of the latent on
 //! validation crops (SD's 0.18215 was found the same way), so diffusion
 //! works on unit-variance latents; it is written into `model.toml`.
+//!
+//! `--decoder-only` (ours) fine-tunes `post_quant_conv` and the decoder on
+//! the posterior mean, the latent inference decodes, with the encoder
+//! frozen: the latent space, and so every part trained on it (GRM, T, RTM,
+//! Patch-DiT), stays valid while reconstruction improves. Decoder steps cost
+//! about half of full AE steps, since nothing flows back through the encoder.
 
 use super::args::{load_part_if_present, TrainArgs};
 use super::loader::CropLoader;
-use super::trainer::{Losses, Trainer};
+use super::trainer::{Losses, Step, Trainer};
 use crate::autoencoder::AutoencoderKL;
 use crate::model::files::save;
 use crate::model::loaded::{AE_FILE, CONFIG_FILE};
@@ -29,6 +35,14 @@ pub struct AeTrainArgs {
     /// Weight of the image-gradient L1 term.
     #[arg(long, default_value_t = 0.5)]
     pub grad: f64,
+    /// Train only post_quant_conv and the decoder (encoder and latent frozen).
+    #[arg(long)]
+    pub decoder_only: bool,
+}
+
+/// Whether a weight belongs to the half that maps images to latents.
+fn is_encoder_side(name: &str) -> bool {
+    name.starts_with("encoder.") || name.starts_with("quant_conv.")
 }
 
 /// L1 between the finite differences of two images, both directions.
@@ -45,23 +59,45 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     let ae = AutoencoderKL::new(&vs.root(), &cfg.ae);
     let ae_path = a.common.model.join(AE_FILE);
     load_part_if_present(&mut vs, &ae_path)?;
-    let mut trainer = Trainer::new(run.options.clone(), &(&cfg.ae, a.kl, a.grad, &run.crop))?;
+    let decoder_only = a.decoder_only;
+    if decoder_only {
+        for (name, t) in vs.variables() {
+            if is_encoder_side(&name) {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+    // Full-AE runs keep the identity they always had, so old runs resume.
+    let identity = match decoder_only {
+        false => serde_json::json!((&cfg.ae, a.kl, a.grad, &run.crop)),
+        true => serde_json::json!((&cfg.ae, a.grad, &run.crop, "decoder-only")),
+    };
+    let mut trainer = Trainer::new(run.options.clone(), &identity)?;
     let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
     loader.skip_to(trainer.start_step());
     let val = run.val_crops()?;
 
     let (kl_w, grad_w) = (a.kl, a.grad);
-    let step = |_step: u64, _rng: &mut rand_chacha::ChaCha8Rng| -> Result<Losses> {
+    let step = |_step: u64, _rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
         let x = loader.next().context("data loader ended")?? * 2.0 - 1.0;
+        if decoder_only {
+            let mean = tch::no_grad(|| ae.posterior(&x).0);
+            let rec = ae.decode_unscaled(&mean);
+            let l1 = (&rec - &x).abs().mean(Kind::Float);
+            let loss = &l1 + gradient_l1(&rec, &x) * grad_w;
+            let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1.double_value(&[]))];
+            return Ok(Step { loss, values });
+        }
         let (mean, logvar) = ae.posterior(&x);
-        let z = &mean + (&logvar * 0.5).exp() * mean.randn_like();
+        // float32 noise: the draw must not depend on the autocast precision.
+        let z = &mean + (&logvar * 0.5).exp() * Tensor::randn(mean.size(), (Kind::Float, mean.device()));
         let rec = ae.decode_unscaled(&z);
         let l1 = (&rec - &x).abs().mean(Kind::Float);
         let gl = gradient_l1(&rec, &x);
         let kl = ((mean.square() + logvar.exp() - 1.0 - &logvar) * 0.5).mean(Kind::Float);
         let loss = &l1 + &gl * grad_w + &kl * kl_w;
-        loss.backward();
-        Ok(vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1.double_value(&[])), ("kl".into(), kl.double_value(&[]))])
+        let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1.double_value(&[])), ("kl".into(), kl.double_value(&[]))];
+        Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         tch::no_grad(|| {
@@ -79,6 +115,11 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     };
     trainer.run(&mut [("ae", &mut vs)], step, validate)?;
 
+    if decoder_only {
+        save(&vs, &ae_path, false)?;
+        println!("ae: decoder trained to step {} in {}; encoder and scaling_factor unchanged; wrote {}", run.options.max_steps, run.options.out_dir.display(), ae_path.display());
+        return Ok(0);
+    }
     // Unit-variance latents for the diffusion stage.
     let std = tch::no_grad(|| {
         let lat: Vec<Tensor> = val.iter().map(|x| ae.posterior(&(x * 2.0 - 1.0)).0.flatten(0, -1)).collect();

@@ -3,7 +3,7 @@
 
 use super::data::ImageFolder;
 use super::loader::{CropConfig, CropLoader};
-use super::trainer::TrainOptions;
+use super::trainer::{Precision, TrainOptions};
 use crate::model::files::load_checked;
 use crate::model::loaded::CONFIG_FILE;
 use crate::model::ModelConfig;
@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// Run folder for checkpoints, log.csv and loss.png (resumes if it holds a checkpoint).
     #[arg(long)]
     pub out: PathBuf,
-    /// TOML file with any of: steps, batch, crop, lr, warmup, seed, val_every, ckpt_every, log_every, workers.
+    /// TOML file with any of: steps, batch, crop, lr, warmup, seed, val_every, ckpt_every, log_every, workers, val_batches, precision.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long)]
@@ -45,6 +45,9 @@ pub struct TrainArgs {
     /// Validation batches per validation.
     #[arg(long)]
     pub val_batches: Option<usize>,
+    /// Forward-pass arithmetic: f32, or bf16 autocast (AMX on this CPU).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Hide the progress bar (logs only).
     #[arg(long)]
     pub quiet: bool,
@@ -65,6 +68,7 @@ pub struct RunFile {
     pub log_every: Option<u64>,
     pub workers: Option<usize>,
     pub val_batches: Option<usize>,
+    pub precision: Option<Precision>,
 }
 
 pub struct Run {
@@ -110,6 +114,7 @@ impl TrainArgs {
         o.ckpt_every = self.ckpt_every.or(file.ckpt_every).unwrap_or((steps / 10).max(1));
         o.log_every = file.log_every.unwrap_or((steps / 100).clamp(1, 10));
         o.samples_per_step = batch;
+        o.precision = self.precision.or(file.precision).unwrap_or(Precision::F32);
         o.progress_bar = !self.quiet;
         let mut c = CropConfig::new(crop, batch, seed);
         if let Some(w) = file.workers {

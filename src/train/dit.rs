@@ -24,13 +24,13 @@
 mod pairs;
 mod validation;
 
-pub use pairs::{cut_patches, drop_prompts, latent_pair, make_pairs, training_lr, PairConfig, PatchPairs};
+pub use pairs::{cut_patches, drop_prompts, latent_pair, make_pairs, PairConfig, PatchPairs};
 pub use validation::{ValSet, SAMPLE_STEPS, SAMPLE_TAU, VAL_TIMESTEPS};
 
 use super::args::TrainArgs;
 use super::checkpoint::Checkpoint;
 use super::loader::CropLoader;
-use super::trainer::{Losses, Trainer};
+use super::trainer::{Losses, Step, Trainer};
 use crate::degrade::config::DegradeConfig;
 use crate::diffusion::ddim::q_sample;
 use crate::dit::PatchDiT;
@@ -93,7 +93,7 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     // model; the PatchDiT's tensors share storage with it, so lend it out.
     let mut dit_vs = std::mem::replace(&mut model.dit_vs, VarStore::new(device));
     let m = &model;
-    let step = |_step: u64, rng: &mut rand_chacha::ChaCha8Rng| -> Result<Losses> {
+    let step = |_step: u64, rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
         let hr = loader.next().context("data loader ended")??;
         let p = make_pairs(m, &hr, &pair_cfg, &degradation, rng)?;
         let n = p.x0.size()[0];
@@ -104,8 +104,8 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
         let tokens = m.dit.encode_texture(&p.priors, &p.sims);
         let pred = m.dit.forward(&x_t, &p.y0, &t.to_kind(Kind::Float), &tokens);
         let loss = (pred - &eps).square().mean(Kind::Float);
-        loss.backward();
-        Ok(vec![("loss".into(), loss.double_value(&[]))])
+        let values = vec![("loss".into(), loss.double_value(&[]))];
+        Ok(Step { loss, values })
     };
     let validate = |_step: u64, emas: &[super::Ema]| -> Result<Losses> {
         let ema = emas.first().context("the DiT trainer always keeps an EMA")?;

@@ -29,7 +29,7 @@ pub mod pairs;
 
 use self::pairs::{degrade_batch, Pair, PairConfig, PairLoader};
 use super::args::{load_part_if_present, TrainArgs};
-use super::trainer::{Losses, Trainer};
+use super::trainer::{Losses, Step, Trainer};
 use crate::autoencoder::{legacy_key_map, AutoencoderKL};
 use crate::grm::{ConfidenceLoss, Grm};
 use crate::model::files::{load_checked, save};
@@ -145,7 +145,7 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
 
     let reuse = a.reuse;
     let mut current: Option<(u64, Pair)> = None;
-    let step = |step: u64, rng: &mut ChaCha8Rng| -> Result<Losses> {
+    let step = |step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
         let k = step / reuse;
         if current.as_ref().map(|(i, _)| *i) != Some(k) {
             if pairs.position() != k {
@@ -157,10 +157,10 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
         let lat = encode_pair(&ae, &hr, &lr)?;
         let (y_hr, logit) = grm.forward_with_logit(&lat.y_lr)?;
         let loss = loss_fn.compute(&y_hr, &logit, &lat.x_hr)?;
-        loss.backward();
         let l1 = tch::no_grad(|| (&y_hr - &lat.x_hr).abs().mean(Kind::Float).double_value(&[]));
         let conf = tch::no_grad(|| logit.sigmoid().mean(Kind::Float).double_value(&[]));
-        Ok(vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1), ("confidence".into(), conf)])
+        let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1), ("confidence".into(), conf)];
+        Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         let mut sums = [0.0; 4];

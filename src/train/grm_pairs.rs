@@ -15,9 +15,9 @@
 
 use super::super::data::ImageFolder;
 use super::super::loader::{CropConfig, CropLoader};
-use crate::degrade::{bicubic_lr, degrade, DegradeConfig};
+use crate::degrade::{training_lr, DegradeConfig};
 use anyhow::{bail, Context, Result};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -68,9 +68,9 @@ pub fn degrade_batch(hr: &Tensor, k: u64, cfg: &PairConfig) -> Result<Pair> {
     let (mut lrs, mut bicubic) = (Vec::new(), Vec::new());
     for i in 0..hr.size()[0] {
         let x = hr.narrow(0, i, 1);
-        let plain = rng.random_bool(cfg.bicubic_prob);
-        let lr = if plain { bicubic_lr(&x, cfg.scale) } else { degrade(&x, cfg.scale, &mut rng, &cfg.degrade) };
-        lrs.push(lr.with_context(|| format!("degrading sample {i} of batch {k}"))?);
+        let (lr, plain) = training_lr(&x, cfg.scale, cfg.bicubic_prob, &cfg.degrade, &mut rng)
+            .with_context(|| format!("degrading sample {i} of batch {k}"))?;
+        lrs.push(lr);
         bicubic.push(plain);
     }
     Ok(Pair { hr: hr.shallow_clone(), lr: Tensor::cat(&lrs, 0), bicubic })
@@ -159,6 +159,7 @@ impl Drop for PairLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::degrade::bicubic_lr;
     use tch::{Device, Kind};
 
     fn smooth_hr(b: i64, s: i64) -> Tensor {

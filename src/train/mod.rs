@@ -22,4 +22,4 @@ pub use data::ImageFolder;
 pub use ema::Ema;
 pub use loader::{CropConfig, CropLoader};
 pub use optim::{clip_grad_norm, AdamW, AdamWConfig, LrSchedule};
-pub use trainer::{Losses, Precision, TrainOptions, Trainer};
+pub use trainer::{Losses, Precision, Step, TrainOptions, Trainer};

@@ -26,7 +26,7 @@ use super::loader::CropLoader;
 use super::log::{CsvLog, LogRow};
 use super::rtm::write_memory;
 use super::texture_pairs::{Degradation, PairMaker, Pairs};
-use super::trainer::{Losses, Trainer};
+use super::trainer::{Losses, Step, Trainer};
 use crate::autoencoder::AutoencoderKL;
 use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
@@ -127,12 +127,12 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
     let val: Vec<Pairs> = run.val_crops()?.iter().map(|x| maker.make(x, &mut val_rng)).collect::<Result<_>>()?;
 
     let temperature = a.temperature;
-    let step = |_step: u64, rng: &mut ChaCha8Rng| -> Result<Losses> {
+    let step = |_step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
         let x = loader.next().context("data loader ended")??;
         let pairs = maker.make(&x, rng)?;
         let (loss, top1) = score(&t, &pairs, temperature)?;
-        loss.backward();
-        Ok(vec![("ntxent".into(), loss.double_value(&[])), ("top1".into(), top1)])
+        let values = vec![("ntxent".into(), loss.double_value(&[])), ("top1".into(), top1)];
+        Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         tch::no_grad(|| {

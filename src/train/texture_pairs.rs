@@ -14,7 +14,7 @@
 //! (statistics that survive degradation) as the way to find the partner.
 
 use crate::autoencoder::AutoencoderKL;
-use crate::degrade::{bicubic_lr, degrade, DegradeConfig};
+use crate::degrade::{training_lr, DegradeConfig};
 use crate::grm::unet::Grm;
 use crate::resize::bicubic::upsample_bicubic;
 use anyhow::{bail, Result};
@@ -147,12 +147,12 @@ impl PairMaker<'_> {
 
     /// The pipeline's input for one crop (1, 3, S, S): its LR, bicubic-upsampled back to S.
     fn coarse_input(&self, hr: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
-        let realistic = match self.degradation {
-            Degradation::Realesrgan => true,
-            Degradation::Bicubic => false,
-            Degradation::Mix => rng.random_bool(0.5),
+        let bicubic_prob = match self.degradation {
+            Degradation::Realesrgan => 0.0,
+            Degradation::Bicubic => 1.0,
+            Degradation::Mix => 0.5,
         };
-        let lr = if realistic { degrade(hr, self.scale, rng, &self.degrade)? } else { bicubic_lr(hr, self.scale)? };
+        let (lr, _) = training_lr(hr, self.scale, bicubic_prob, &self.degrade, rng)?;
         let side = hr.size()[2] as usize;
         Ok(upsample_bicubic(&lr, side, side)?.clamp(0.0, 1.0))
     }

@@ -18,6 +18,8 @@ use super::ema::Ema;
 use super::log::{CsvLog, LogRow};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, LrSchedule};
 use super::plot::plot_losses;
+pub use crate::autocast::Precision;
+use crate::autocast::autocast;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -31,12 +33,12 @@ use tch::Tensor;
 /// Named values a step or a validation returns, e.g. `[("l1", 0.1)]`.
 pub type Losses = Vec<(String, f64)>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Precision {
-    /// float32 everywhere.
-    Full,
-    /// libtorch autocast around the step (CUDA only; full precision on CPU).
-    Mixed,
+/// One training step's result: the loss to differentiate and the named
+/// values to log (the loss among them, first for the progress bar). The loop,
+/// not the step, calls `backward`, outside autocast, as PyTorch recommends.
+pub struct Step {
+    pub loss: Tensor,
+    pub values: Losses,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +57,9 @@ pub struct TrainOptions {
     pub ema: Option<f64>,
     pub seed: u64,
     pub precision: Precision,
+    /// Where the step runs (chooses the autocast flavour).
+    #[serde(skip, default = "cpu")]
+    pub device: tch::Device,
     /// Samples in one step's batch, for the throughput figure.
     pub samples_per_step: usize,
     pub adamw: AdamWConfig,
@@ -75,7 +80,8 @@ impl TrainOptions {
             clip: Some(1.0),
             ema: None,
             seed: 0,
-            precision: Precision::Full,
+            precision: Precision::F32,
+            device: tch::Device::Cpu,
             samples_per_step: 1,
             adamw: AdamWConfig::default(),
             progress_bar: true,
@@ -127,13 +133,13 @@ impl Trainer {
     }
 
     /// Trains `parts` (named VarStores) up to `max_steps`. `step_fn(step,
-    /// rng)` computes the losses and calls `backward`; the first loss is the
-    /// one shown on the progress bar. `val_fn(step, emas)` validates on the
+    /// rng)` runs the forward pass and returns the loss; the first logged
+    /// value is the one shown on the progress bar. `val_fn(step, emas)` validates on the
     /// held-out split, with the EMA averages (one per part) when enabled.
     pub fn run(
         &mut self,
         parts: &mut [(&str, &mut VarStore)],
-        mut step_fn: impl FnMut(u64, &mut ChaCha8Rng) -> Result<Losses>,
+        mut step_fn: impl FnMut(u64, &mut ChaCha8Rng) -> Result<Step>,
         mut val_fn: impl FnMut(u64, &[Ema]) -> Result<Losses>,
     ) -> Result<()> {
         let o = self.options.clone();
@@ -172,8 +178,10 @@ impl Trainer {
         for step in start..o.max_steps {
             optimizer.zero_grad();
             tch::manual_seed(step_seed(o.seed, step));
-            let losses = tch::autocast(o.precision == Precision::Mixed, || step_fn(step, &mut rng))
-                .with_context(|| format!("training step {step}"))?;
+            let bf16 = o.precision == Precision::Bf16;
+            let Step { loss, values: losses } =
+                autocast(o.device, bf16, || step_fn(step, &mut rng)).with_context(|| format!("training step {step}"))?;
+            loss.backward();
             if losses.is_empty() {
                 bail!("training step {step}: the step returned no losses");
             }
@@ -250,6 +258,10 @@ fn rows(step: u64, split: &str, values: &[(String, f64)], lr: f64, samples_per_s
         .iter()
         .map(|(name, value)| LogRow { step, split: split.into(), name: name.clone(), value: *value, lr, samples_per_s, elapsed_s })
         .collect()
+}
+
+fn cpu() -> tch::Device {
+    tch::Device::Cpu
 }
 
 /// libtorch's seed for one step: a function of (seed, step) only.

@@ -30,8 +30,8 @@ fn train(out_dir: &Path, max_steps: u64, delay: Duration) -> VarStore {
         let x: Vec<f32> = (0..32).map(|_| rng.random_range(-1.0..1.0)).collect();
         let x = Tensor::from_slice(&x).view([8, 4]);
         let loss = (x.matmul(&w) - x.matmul(&truth)).square().mean(Kind::Float);
-        loss.backward();
-        Ok(vec![("mse".to_string(), loss.double_value(&[]))])
+        let values = vec![("mse".to_string(), loss.double_value(&[]))];
+        Ok(Step { loss, values })
     };
     let val = |_: u64, emas: &[Ema]| {
         let ema_w = &emas[0].shadow().variables()["fc.weight"];

@@ -8,7 +8,7 @@
 //! one Patch-DiT step, so spreading them over many patches keeps the DiT busy.
 
 use crate::degrade::config::DegradeConfig;
-use crate::degrade::pipeline::{bicubic_lr, degrade};
+use crate::degrade::training_lr;
 use crate::model::Model;
 use crate::resize::bicubic::upsample_bicubic;
 use crate::texture::retrieval::retrieve;
@@ -41,17 +41,6 @@ pub struct PatchPairs {
     /// (P, K, c, V, V) retrieved priors and (P, K) their cosine similarities.
     pub priors: Tensor,
     pub sims: Tensor,
-}
-
-/// The LR of one HR crop (1, 3, H, W) in [0, 1]: Real-ESRGAN's second-order
-/// degradation, or with probability `bicubic_prob` the plain bicubic LR.
-/// Every draw comes from `rng`, so a resumed run degrades identically.
-pub fn training_lr(hr: &Tensor, cfg: &PairConfig, degradation: &DegradeConfig, rng: &mut impl Rng) -> Result<Tensor> {
-    if rng.random::<f64>() < cfg.bicubic_prob {
-        bicubic_lr(hr, cfg.scale)
-    } else {
-        degrade(hr, cfg.scale, rng, degradation)
-    }
 }
 
 /// (x0, y0) latents of HR crops `hr` (B, 3, S, S) and their LRs `lr`
@@ -91,7 +80,7 @@ pub fn cut_patches(x0: &Tensor, y0: &Tensor, v: i64, per_crop: i64, rng: &mut im
 pub fn make_pairs(model: &Model, hr: &Tensor, cfg: &PairConfig, degradation: &DegradeConfig, rng: &mut impl Rng) -> Result<PatchPairs> {
     let crops = hr.size()[0];
     let lrs = (0..crops)
-        .map(|i| training_lr(&hr.narrow(0, i, 1), cfg, degradation, rng))
+        .map(|i| training_lr(&hr.narrow(0, i, 1), cfg.scale, cfg.bicubic_prob, degradation, rng).map(|(lr, _)| lr))
         .collect::<Result<Vec<_>>>()
         .context("degrading the HR crops")?;
     let (x0, y0) = latent_pair(model, hr, &Tensor::cat(&lrs, 0))?;
