@@ -65,7 +65,7 @@ fn conv_macs(w: &[i64]) -> f64 {
 /// diffusers layout: encoder block i at 2^(n-1-i), its downsampler writes
 /// 2^(n-2-i); decoder block i at 2^i, its upsampler writes 2^(i+1).
 fn ae_scale(name: &str, blocks: i32) -> f64 {
-    let index = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|i| i.parse::<i32>().ok());
+    let index = |prefix| block_index(name, prefix);
     let p = |e: i32| 2f64.powi(e);
     if name.starts_with("encoder.conv_in") {
         p(blocks - 1)
@@ -80,11 +80,16 @@ fn ae_scale(name: &str, blocks: i32) -> f64 {
     }
 }
 
+/// The block number after `prefix` in a module path ("up.2.res..." -> 2).
+fn block_index(name: &str, prefix: &str) -> Option<i32> {
+    name.strip_prefix(prefix)?.split('.').next()?.parse().ok()
+}
+
 /// Side of the map a GRM convolution runs at, relative to the latent: level
 /// i of the U-Net at 2^-i, its downsampler writes 2^-(i+1), the middle sits
 /// at the lowest level.
 fn grm_scale(name: &str, levels: i32) -> f64 {
-    let level = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|i| i.parse::<i32>().ok());
+    let level = |prefix| block_index(name, prefix);
     let p = |e: i32| 2f64.powi(-e);
     if let Some(i) = level("down.") {
         if name.contains("downsample") { p(i + 1) } else { p(i) }

@@ -80,23 +80,25 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     let (kl_w, grad_w) = (a.kl, a.grad);
     let step = |_step: u64, _rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
         let x = loader.next().context("data loader ended")?? * 2.0 - 1.0;
-        if decoder_only {
-            let mean = tch::no_grad(|| ae.posterior(&x).0);
-            let rec = ae.decode_unscaled(&mean);
-            let l1 = (&rec - &x).abs().mean(Kind::Float);
-            let loss = &l1 + gradient_l1(&rec, &x) * grad_w;
-            let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1.double_value(&[]))];
-            return Ok(Step { loss, values });
-        }
-        let (mean, logvar) = ae.posterior(&x);
-        // float32 noise: the draw must not depend on the autocast precision.
-        let z = &mean + (&logvar * 0.5).exp() * Tensor::randn(mean.size(), (Kind::Float, mean.device()));
+        // The latent the decoder sees and, when the encoder trains too, its KL term.
+        let (z, kl) = if decoder_only {
+            (tch::no_grad(|| ae.posterior(&x).0), None)
+        } else {
+            let (mean, logvar) = ae.posterior(&x);
+            // float32 noise: the draw must not depend on the autocast precision.
+            let z = &mean + (&logvar * 0.5).exp() * Tensor::randn(mean.size(), (Kind::Float, mean.device()));
+            let kl = ((mean.square() + logvar.exp() - 1.0 - &logvar) * 0.5).mean(Kind::Float);
+            (z, Some(kl))
+        };
         let rec = ae.decode_unscaled(&z);
         let l1 = (&rec - &x).abs().mean(Kind::Float);
-        let gl = gradient_l1(&rec, &x);
-        let kl = ((mean.square() + logvar.exp() - 1.0 - &logvar) * 0.5).mean(Kind::Float);
-        let loss = &l1 + &gl * grad_w + &kl * kl_w;
-        let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1.double_value(&[])), ("kl".into(), kl.double_value(&[]))];
+        let mut loss = &l1 + gradient_l1(&rec, &x) * grad_w;
+        let mut values = vec![("l1".into(), l1.double_value(&[]))];
+        if let Some(kl) = kl {
+            loss = loss + &kl * kl_w;
+            values.push(("kl".into(), kl.double_value(&[])));
+        }
+        values.insert(0, ("loss".into(), loss.double_value(&[])));
         Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
