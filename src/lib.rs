@@ -8,6 +8,7 @@ pub mod cli;
 pub mod colorfix;
 pub mod conformance;
 pub mod degrade;
+pub mod device;
 pub mod diffusion;
 pub mod dit;
 pub mod eval;

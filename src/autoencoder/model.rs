@@ -26,8 +26,18 @@ impl AutoencoderKL {
         let latent = cfg.latent_channels;
         Self {
             encoder: Encoder::new(&(vs / "encoder"), cfg),
-            quant_conv: cfg.use_quant_conv.then(|| nn::conv2d(vs / "quant_conv", moments, moments, 1, Default::default())),
-            post_quant_conv: cfg.use_post_quant_conv.then(|| nn::conv2d(vs / "post_quant_conv", latent, latent, 1, Default::default())),
+            quant_conv: cfg
+                .use_quant_conv
+                .then(|| nn::conv2d(vs / "quant_conv", moments, moments, 1, Default::default())),
+            post_quant_conv: cfg.use_post_quant_conv.then(|| {
+                nn::conv2d(
+                    vs / "post_quant_conv",
+                    latent,
+                    latent,
+                    1,
+                    Default::default(),
+                )
+            }),
             decoder: Decoder::new(&(vs / "decoder"), cfg),
             cfg: cfg.clone(),
         }
@@ -45,6 +55,17 @@ impl AutoencoderKL {
     /// accepts f32 images.
     pub fn kind(&self) -> Kind {
         self.encoder.conv_in.ws.kind()
+    }
+
+    /// The dtype of the decoder half, which may differ from the encoder's
+    /// (`Model::set_kind` keeps the encoder float32).
+    pub fn decoder_kind(&self) -> Kind {
+        self.decoder.conv_in.ws.kind()
+    }
+
+    /// Where the weights live: inputs are moved there.
+    pub fn device(&self) -> tch::Device {
+        self.encoder.conv_in.ws.device()
     }
 
     /// The encoder's raw output (mean and log-variance stacked on channels),
@@ -76,13 +97,13 @@ impl AutoencoderKL {
     /// Inverse of `encode`: takes a scaled latent, returns an image in
     /// roughly [-1, 1] (not clamped).
     pub fn decode(&self, z: &Tensor) -> Tensor {
-        self.decode_unscaled(&(z.to_kind(self.kind()) / self.cfg.scaling_factor))
+        self.decode_unscaled(&(z.to_kind(self.decoder_kind()) / self.cfg.scaling_factor))
     }
 
     /// diffusers' `decode`: `post_quant_conv` then the decoder, on a latent
     /// that has *not* been multiplied by the scaling factor.
     pub fn decode_unscaled(&self, z: &Tensor) -> Tensor {
-        let z = z.to_kind(self.kind());
+        let z = z.to_kind(self.decoder_kind());
         let z = match &self.post_quant_conv {
             Some(conv) => conv.forward(&z),
             None => z,

@@ -44,9 +44,17 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     let model = load_model(Some(&a.model), None, device(a.device)?, Precision::F32)?;
     let mut cfg: ModelConfig = model.config.clone();
     let groups = cfg.pgs.groups.len();
-    ensure!(groups >= 2, "{}: its PGS plan has one group; nothing to calibrate", a.model.display());
+    ensure!(
+        groups >= 2,
+        "{}: its PGS plan has one group; nothing to calibrate",
+        a.model.display()
+    );
     let shares = a.shares.clone().unwrap_or_else(|| default_shares(groups));
-    ensure!(shares.len() + 1 == groups, "--shares: {} values for {groups} groups (give one fewer than groups)", shares.len());
+    ensure!(
+        shares.len() + 1 == groups,
+        "--shares: {} values for {groups} groups (give one fewer than groups)",
+        shares.len()
+    );
     let folder = if a.data.is_dir() && !a.data.join("manifest.csv").is_file() {
         ImageFolder::open(&a.data, None)?
     } else {
@@ -59,32 +67,72 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     let mut q_all = Vec::new();
     let mut per_protocol = Vec::new();
     for degradation in [Degradation::Bicubic, Degradation::Realesrgan] {
-        let source = PairSource { lr_dir: None, degradation, seed: a.seed, scale: cfg.scale, crop_hr: Some(a.crop_hr) };
+        let source = PairSource {
+            lr_dir: None,
+            degradation,
+            seed: a.seed,
+            scale: cfg.scale,
+            crop_hr: Some(a.crop_hr),
+        };
         let mut q = Vec::new();
         for path in folder.files() {
             let pair = source.load(path)?;
-            let r = tch::no_grad(|| restore(&model, &pair.lr, &opts, v)).with_context(|| format!("{}", path.display()))?;
-            let grid = PatchGrid::new(r.conf.size()[2] as usize, r.conf.size()[3] as usize, cfg.pgs.patch, cfg.pgs.stride)?;
-            q.extend(qmap(&r.conf, &grid)?);
+            let r = tch::no_grad(|| restore(&model, &pair.lr, &opts, v))
+                .with_context(|| format!("{}", path.display()))?;
+            let grid = PatchGrid::new(
+                r.log_conf.size()[2] as usize,
+                r.log_conf.size()[3] as usize,
+                cfg.pgs.patch,
+                cfg.pgs.stride,
+            )?;
+            q.extend(qmap(&r.log_conf, &grid)?);
         }
         q_all.extend_from_slice(&q);
         per_protocol.push((degradation, q));
     }
     let thresholds = thresholds_for_shares(&q_all, &shares)?;
 
-    println!("{} patches from {} images x 2 protocols; Q quantiles:", q_all.len(), folder.len());
-    for (name, q) in std::iter::once(("all".to_string(), &q_all)).chain(per_protocol.iter().map(|(d, q)| (format!("{d:?}").to_lowercase(), q))) {
-        let qs: Vec<String> = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0].iter().map(|&p| format!("{:.8}", quantile(q, p))).collect();
-        let got: Vec<String> = realised_shares(q, &thresholds).iter().map(|s| format!("{:.0}%", 100.0 * s)).collect();
-        println!("  {name:<10} min/10/25/50/75/90/max {}  groups {}", qs.join(" "), got.join(" / "));
+    println!(
+        "{} patches from {} images x 2 protocols; Q quantiles:",
+        q_all.len(),
+        folder.len()
+    );
+    for (name, q) in std::iter::once(("all".to_string(), &q_all)).chain(
+        per_protocol
+            .iter()
+            .map(|(d, q)| (format!("{d:?}").to_lowercase(), q)),
+    ) {
+        // -log Q: Q itself prints as 1.00000000 for most patches of a trained GRM.
+        let qs: Vec<String> = [1.0, 0.9, 0.75, 0.5, 0.25, 0.1, 0.0]
+            .iter()
+            .map(|&p| format!("{:.2e}", -quantile(q, p)))
+            .collect();
+        let got: Vec<String> = realised_shares(q, &thresholds)
+            .iter()
+            .map(|s| format!("{:.0}%", 100.0 * s))
+            .collect();
+        println!(
+            "  {name:<10} -log Q at Q's max/90/75/50/25/10/min {}  groups {}",
+            qs.join(" "),
+            got.join(" / ")
+        );
     }
     let names: Vec<&str> = cfg.pgs.groups.iter().map(|g| g.name.as_str()).collect();
-    println!("thresholds ({}): {}", names.join(" > "), thresholds.iter().map(|t| format!("{t}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "log thresholds ({}): {}",
+        names.join(" > "),
+        thresholds
+            .iter()
+            .map(|t| format!("{t:e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if a.dry_run {
         return Ok(0);
     }
     for (g, t) in cfg.pgs.groups.iter_mut().zip(&thresholds) {
-        g.min_conf_exclusive = *t;
+        g.min_log_conf_exclusive = Some(*t);
+        g.min_conf_exclusive = t.exp();
     }
     cfg.pgs.validate()?;
     let path = a.model.join(CONFIG_FILE);

@@ -13,7 +13,11 @@ pub mod upscale;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "patchscaler", version, about = "PatchScaler: patch-adaptive diffusion super-resolution")]
+#[command(
+    name = "patchscaler",
+    version,
+    about = "PatchScaler: patch-adaptive diffusion super-resolution"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +42,8 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Time each stage in f32 and bf16, PGS against uniform; --tradeoff draws quality vs runtime.
     Bench(bench::BenchArgs),
+    /// Say what libtorch sees: CPU threads and ISA, CUDA devices with name and memory.
+    Devices,
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -51,6 +57,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Devices => {
+            crate::device::describe()
+                .iter()
+                .for_each(|l| println!("{l}"));
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => code,

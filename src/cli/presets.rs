@@ -9,7 +9,7 @@
 //! other models do they fall back to fixed thresholds of their own.
 
 use crate::model::Model;
-use crate::pgs::groups::PgsConfig;
+use crate::pgs::groups::{Bound, PgsConfig};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
@@ -41,6 +41,8 @@ impl Preset {
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub thresholds: Option<Vec<f64>>,
+    /// Thresholds as log C (what `calibrate --dry-run` prints).
+    pub log_thresholds: Option<Vec<f64>>,
     pub tau: Option<Vec<usize>>,
     pub steps: Option<Vec<usize>>,
     pub patch: Option<usize>,
@@ -52,9 +54,13 @@ pub struct Overrides {
 /// Lists must agree in length: k thresholds make k + 1 groups.
 pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig> {
     let patch = o.patch.unwrap_or(base.patch);
-    let stride = o.stride.unwrap_or(if o.patch.is_some() { (patch * 3 / 4).max(1) } else { base.stride });
+    let stride = o.stride.unwrap_or(if o.patch.is_some() {
+        (patch * 3 / 4).max(1)
+    } else {
+        base.stride
+    });
     if o.uniform {
-        if o.thresholds.is_some() {
+        if o.thresholds.is_some() || o.log_thresholds.is_some() {
             bail!("--uniform samples every patch with (tau, N) = (1000, 20); it cannot take --thresholds");
         }
         let tau = o.tau.as_ref().map(|t| t[0]).unwrap_or(1000);
@@ -65,12 +71,34 @@ pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig
     let (preset_thresholds, sched) = match preset {
         Preset::Balanced => (model_thresholds, model_sched),
         _ if model_sched.len() == preset.schedule().len() => (model_thresholds, preset.schedule()),
-        _ => (preset.thresholds(), preset.schedule()),
+        _ => (
+            preset.thresholds().into_iter().map(|c| (c, None)).collect(),
+            preset.schedule(),
+        ),
     };
-    let thresholds = o.thresholds.clone().unwrap_or(preset_thresholds);
+    let given = match (&o.thresholds, &o.log_thresholds) {
+        (Some(_), Some(_)) => bail!("give --thresholds or --log-thresholds, not both"),
+        (Some(t), None) => Some(t.iter().map(|&c| (c, None)).collect::<Vec<Bound>>()),
+        (None, Some(l)) => Some(l.iter().map(|&l| (l.exp(), Some(l))).collect()),
+        (None, None) => None,
+    };
+    if let Some(l) = &o.log_thresholds {
+        if l.iter().any(|&v| v > 0.0) {
+            bail!("--log-thresholds {l:?}: log C is at most 0");
+        }
+    }
+    let thresholds = given.unwrap_or(preset_thresholds);
     let groups = thresholds.len() + 1;
-    let default_tau: Vec<usize> = if groups == sched.len() { sched.iter().map(|p| p.0).collect() } else { vec![] };
-    let default_n: Vec<usize> = if groups == sched.len() { sched.iter().map(|p| p.1).collect() } else { vec![] };
+    let default_tau: Vec<usize> = if groups == sched.len() {
+        sched.iter().map(|p| p.0).collect()
+    } else {
+        vec![]
+    };
+    let default_n: Vec<usize> = if groups == sched.len() {
+        sched.iter().map(|p| p.1).collect()
+    } else {
+        vec![]
+    };
     let tau = o.tau.clone().unwrap_or(default_tau);
     let steps = o.steps.clone().unwrap_or(default_n);
     if tau.len() != groups || steps.len() != groups {
@@ -82,7 +110,7 @@ pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig
         );
     }
     let pairs: Vec<(usize, usize)> = tau.into_iter().zip(steps).collect();
-    with_patches(PgsConfig::from_thresholds(&thresholds, &pairs)?, patch, stride)
+    with_patches(PgsConfig::from_bounds(&thresholds, &pairs)?, patch, stride)
 }
 
 /// The sampling-plan flags of `upscale`, `eval` and `bench`.
@@ -93,6 +121,14 @@ pub struct PgsFlags {
     /// Confidence thresholds, descending (k values make k+1 groups), e.g. 0.95,0.75.
     #[arg(long, value_delimiter = ',')]
     pub thresholds: Option<Vec<f64>>,
+    /// The thresholds as log C, descending, e.g. -1e-12,-1e-9 (`calibrate --dry-run` prints these).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        conflicts_with = "thresholds"
+    )]
+    pub log_thresholds: Option<Vec<f64>>,
     /// Shortcut start tau per group, simple to hard, e.g. 400,700,1000.
     #[arg(long, value_delimiter = ',')]
     pub tau: Option<Vec<usize>>,
@@ -112,6 +148,7 @@ impl PgsFlags {
     pub fn overrides(&self, uniform: bool) -> Overrides {
         Overrides {
             thresholds: self.thresholds.clone(),
+            log_thresholds: self.log_thresholds.clone(),
             tau: self.tau.clone(),
             steps: self.steps.clone(),
             patch: self.patch,
@@ -123,7 +160,16 @@ impl PgsFlags {
     /// The PGS plan, and the uniform baseline (tau 1000, N 20) on the same patch grid.
     pub fn plans(&self, model: &Model) -> Result<(PgsConfig, PgsConfig)> {
         let pgs = self.checked_plan(model, false)?;
-        let uniform = plan(self.preset, &Overrides { uniform: true, patch: self.patch, stride: self.stride, ..Default::default() }, &model.config.pgs)?;
+        let uniform = plan(
+            self.preset,
+            &Overrides {
+                uniform: true,
+                patch: self.patch,
+                stride: self.stride,
+                ..Default::default()
+            },
+            &model.config.pgs,
+        )?;
         Ok((pgs, uniform))
     }
 
@@ -132,7 +178,12 @@ impl PgsFlags {
     pub fn checked_plan(&self, model: &Model, uniform: bool) -> Result<PgsConfig> {
         let pgs = plan(self.preset, &self.overrides(uniform), &model.config.pgs)?;
         if pgs.patch as i64 != model.config.dit.input_size as i64 {
-            bail!("--patch {}: this model's Patch-DiT works on {} x {} latent patches", pgs.patch, model.config.dit.input_size, model.config.dit.input_size);
+            bail!(
+                "--patch {}: this model's Patch-DiT works on {} x {} latent patches",
+                pgs.patch,
+                model.config.dit.input_size,
+                model.config.dit.input_size
+            );
         }
         Ok(pgs)
     }
@@ -142,13 +193,28 @@ impl PgsFlags {
         let list = |v: &[String]| v.join(",");
         let mut out = vec!["--preset".into(), super::eval::value_name(&self.preset)];
         if let Some(t) = &self.thresholds {
-            out.extend(["--thresholds".into(), list(&t.iter().map(f64::to_string).collect::<Vec<_>>())]);
+            out.extend([
+                "--thresholds".into(),
+                list(&t.iter().map(f64::to_string).collect::<Vec<_>>()),
+            ]);
+        }
+        if let Some(t) = &self.log_thresholds {
+            out.push(format!(
+                "--log-thresholds={}",
+                list(&t.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>())
+            ));
         }
         if let Some(t) = &self.tau {
-            out.extend(["--tau".into(), list(&t.iter().map(usize::to_string).collect::<Vec<_>>())]);
+            out.extend([
+                "--tau".into(),
+                list(&t.iter().map(usize::to_string).collect::<Vec<_>>()),
+            ]);
         }
         if let Some(s) = &self.steps {
-            out.extend(["--steps".into(), list(&s.iter().map(usize::to_string).collect::<Vec<_>>())]);
+            out.extend([
+                "--steps".into(),
+                list(&s.iter().map(usize::to_string).collect::<Vec<_>>()),
+            ]);
         }
         for (flag, v) in [("--patch", self.patch), ("--stride", self.stride)] {
             if let Some(v) = v {
@@ -159,11 +225,12 @@ impl PgsFlags {
     }
 }
 
-/// The thresholds and (tau, N) pairs of a stored plan.
-fn model_plan(base: &PgsConfig) -> (Vec<f64>, Vec<(usize, usize)>) {
-    let last = base.groups.len().saturating_sub(1);
-    let thresholds = base.groups[..last].iter().map(|g| g.min_conf_exclusive).collect();
-    (thresholds, base.groups.iter().map(|g| (g.tau, g.steps)).collect())
+/// The bounds and (tau, N) pairs of a stored plan.
+fn model_plan(base: &PgsConfig) -> (Vec<Bound>, Vec<(usize, usize)>) {
+    (
+        base.bounds(),
+        base.groups.iter().map(|g| (g.tau, g.steps)).collect(),
+    )
 }
 
 fn with_patches(mut p: PgsConfig, patch: usize, stride: usize) -> Result<PgsConfig> {
@@ -186,32 +253,50 @@ mod tests {
 
     #[test]
     fn balanced_follows_a_calibrated_model_plan() {
-        let mut base = PgsConfig::from_thresholds(&[0.99, 0.9], &[(300, 6), (700, 14), (1000, 20)]).unwrap();
+        let mut base =
+            PgsConfig::from_thresholds(&[0.99, 0.9], &[(300, 6), (700, 14), (1000, 20)]).unwrap();
         base.stride = 10;
         let p = plan(Preset::Balanced, &Overrides::default(), &base).unwrap();
         assert_eq!(p, base);
         let fast = plan(Preset::Fast, &Overrides::default(), &base).unwrap();
-        assert_eq!(fast.groups[0].min_conf_exclusive, 0.99, "fast keeps the calibrated thresholds");
+        assert_eq!(
+            fast.groups[0].min_conf_exclusive, 0.99,
+            "fast keeps the calibrated thresholds"
+        );
         assert_eq!((fast.groups[0].tau, fast.groups[0].steps), (300, 4));
         let two = PgsConfig::from_thresholds(&[0.5], &[(400, 8), (1000, 20)]).unwrap();
         let quality = plan(Preset::Quality, &Overrides::default(), &two).unwrap();
-        assert_eq!(quality.groups[0].min_conf_exclusive, 0.97, "other group counts use the preset's own");
+        assert_eq!(
+            quality.groups[0].min_conf_exclusive, 0.97,
+            "other group counts use the preset's own"
+        );
     }
 
     #[test]
     fn group_count_follows_thresholds_and_mismatches_are_explained() {
         let base = PgsConfig::paper();
-        let o = Overrides { thresholds: Some(vec![0.9]), tau: Some(vec![500, 1000]), steps: Some(vec![6, 20]), ..Default::default() };
+        let o = Overrides {
+            thresholds: Some(vec![0.9]),
+            tau: Some(vec![500, 1000]),
+            steps: Some(vec![6, 20]),
+            ..Default::default()
+        };
         let p = plan(Preset::Balanced, &o, &base).unwrap();
         assert_eq!(p.groups.len(), 2);
-        let bad = Overrides { thresholds: Some(vec![0.9, 0.8, 0.5]), ..Default::default() };
+        let bad = Overrides {
+            thresholds: Some(vec![0.9, 0.8, 0.5]),
+            ..Default::default()
+        };
         let e = plan(Preset::Balanced, &bad, &base).unwrap_err().to_string();
         assert!(e.contains("4 groups"), "{e}");
     }
 
     #[test]
     fn uniform_is_one_group_of_1000_20() {
-        let o = Overrides { uniform: true, ..Default::default() };
+        let o = Overrides {
+            uniform: true,
+            ..Default::default()
+        };
         let p = plan(Preset::Fast, &o, &PgsConfig::paper()).unwrap();
         assert_eq!(p.groups.len(), 1);
         assert_eq!((p.groups[0].tau, p.groups[0].steps), (1000, 20));

@@ -62,11 +62,7 @@ pub struct UpscaleArgs {
     pub threads: Option<i32>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
-}
+pub use crate::device::{device, DeviceArg};
 
 pub use crate::autocast::Precision;
 
@@ -81,17 +77,16 @@ pub enum ColorFixArg {
 /// f32 RGB buffers (bicubic, padded input, decoded, colour-fix levels).
 const BYTES_PER_OUTPUT_PIXEL: u64 = 64;
 
-pub fn device(d: DeviceArg) -> Result<Device> {
-    match d {
-        DeviceArg::Cpu => Ok(Device::Cpu),
-        DeviceArg::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceArg::Cuda => bail!("--device cuda: no CUDA device is available"),
-    }
-}
-
 /// Loads the model a run asks for, in the requested precision.
-pub fn load_model(model: Option<&Path>, vae: Option<&Path>, dev: Device, precision: Precision) -> Result<Model> {
-    let dir = model.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+pub fn load_model(
+    model: Option<&Path>,
+    vae: Option<&Path>,
+    dev: Device,
+    precision: Precision,
+) -> Result<Model> {
+    let dir = model
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
     let mut m = Model::load(&dir, dev, vae)?;
     if precision == Precision::Bf16 {
         m.set_kind(Kind::BFloat16);
@@ -120,15 +115,39 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     opts.max_batch = a.max_batch.max(1);
 
     let (inputs, mut failures) = expand_inputs(&a.inputs);
-    let single_file = a.inputs.len() == 1 && inputs.len() == 1 && a.inputs[0].is_file() && has_image_ext(&a.output);
-    let max_pixels = a.memory_limit.saturating_mul(1 << 20) / BYTES_PER_OUTPUT_PIXEL / ((a.scale.max(4.0) * a.scale.max(4.0)) as u64);
+    let single_file = a.inputs.len() == 1
+        && inputs.len() == 1
+        && a.inputs[0].is_file()
+        && has_image_ext(&a.output);
+    let max_pixels = a.memory_limit.saturating_mul(1 << 20)
+        / BYTES_PER_OUTPUT_PIXEL
+        / ((a.scale.max(4.0) * a.scale.max(4.0)) as u64);
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").unwrap());
     for input in &inputs {
         bar.set_message(input.display().to_string());
-        let out = if single_file { a.output.clone() } else { output_in(&a.output, input, a.scale) };
-        let qmap = a.qmap.as_ref().map(|q| if single_file { q.clone() } else { q.join(format!("{}_qmap.png", stem(input))) });
-        match upscale_one(&model, input, &out, qmap.as_deref(), &opts, a.scale, max_pixels, &inputs) {
+        let out = if single_file {
+            a.output.clone()
+        } else {
+            output_in(&a.output, input, a.scale)
+        };
+        let qmap = a.qmap.as_ref().map(|q| {
+            if single_file {
+                q.clone()
+            } else {
+                q.join(format!("{}_qmap.png", stem(input)))
+            }
+        });
+        match upscale_one(
+            &model,
+            input,
+            &out,
+            qmap.as_deref(),
+            &opts,
+            a.scale,
+            max_pixels,
+            &inputs,
+        ) {
             // suspend, not println: a hidden bar (stderr not a terminal) drops println.
             Ok(line) => bar.suspend(|| println!("{line}")),
             Err(e) => {
@@ -156,7 +175,8 @@ fn upscale_one(
     let start = Instant::now();
     let img = load_image(input, max_pixels)?;
     let (h, w) = (img.height(), img.width());
-    let up = pipeline::upscale(model, &img.rgb, opts).with_context(|| format!("{}", input.display()))?;
+    let up =
+        pipeline::upscale(model, &img.rgb, opts).with_context(|| format!("{}", input.display()))?;
     let sr = pipeline::rescale(&up.sr, h, w, scale)?;
     let (oh, ow) = (sr.size()[2], sr.size()[3]);
     let alpha = match img.alpha.as_ref() {
@@ -169,8 +189,18 @@ fn upscale_one(
         let like = crate::imageio::load::from_tensor(fig.shallow_clone(), q);
         save_image(&fig, None, &like, q, inputs)?;
     }
-    let groups: Vec<String> = opts.pgs.groups.iter().zip(&up.stats.patches_per_group).map(|(g, n)| format!("{}={n}", g.name)).collect();
-    let stages: Vec<String> = up.timings.iter().map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64())).collect();
+    let groups: Vec<String> = opts
+        .pgs
+        .groups
+        .iter()
+        .zip(&up.stats.patches_per_group)
+        .map(|(g, n)| format!("{}={n}", g.name))
+        .collect();
+    let stages: Vec<String> = up
+        .timings
+        .iter()
+        .map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64()))
+        .collect();
     let ratio = up.stats.evaluations as f64 / up.stats.uniform_evaluations.max(1) as f64;
     Ok(format!(
         "{} -> {}: {w}x{h} -> {ow}x{oh} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {:.2}s",
@@ -189,15 +219,23 @@ fn upscale_one(
 const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"];
 
 fn has_image_ext(p: &Path) -> bool {
-    p.extension().map(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_lowercase().as_str())).unwrap_or(false)
+    p.extension()
+        .map(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+        .unwrap_or(false)
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into())
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
 }
 
 fn output_in(dir: &Path, input: &Path, scale: f64) -> PathBuf {
-    let s = if scale.fract() == 0.0 { format!("{}", scale as i64) } else { format!("{scale}") };
+    let s = if scale.fract() == 0.0 {
+        format!("{}", scale as i64)
+    } else {
+        format!("{scale}")
+    };
     dir.join(format!("{}_x{s}.png", stem(input)))
 }
 
@@ -210,7 +248,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
         if p.is_dir() {
             match std::fs::read_dir(p) {
                 Ok(rd) => {
-                    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && has_image_ext(f)).collect();
+                    let mut files: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| f.is_file() && has_image_ext(f))
+                        .collect();
                     files.sort();
                     if files.is_empty() {
                         eprintln!("error: {}: folder holds no images", p.display());

@@ -171,7 +171,34 @@ mod tests {
                 half_err <= 1e-4,
                 "{name}: half-scale plane off by {half_err:e}"
             );
-            assert!(feat_err <= 1e-5, "{name}: features off by {feat_err:e}");
+            // The AGGD shape alpha is a grid search in steps of 1e-3: where the
+            // exact statistic lies on a cell boundary, the plane's last ulps can
+            // move alpha by exactly one step (seen on a CPU without AMX), and
+            // the features computed from that alpha (the next ones) follow by
+            // less than a step. That is tolerated for one feature group; any
+            // other error is not.
+            let errs: Vec<f64> = feats
+                .iter()
+                .flatten()
+                .zip(&expected_feats)
+                .map(|(a, b)| (a - b).abs())
+                .collect();
+            let steps: Vec<usize> = (0..errs.len())
+                .filter(|&i| errs[i] > 1e-5 && (errs[i] - 1e-3).abs() < 1e-6)
+                .collect();
+            let unexplained: Vec<(usize, f64)> = (0..errs.len())
+                .filter(|&i| {
+                    errs[i] > 1e-5
+                        && !steps
+                            .iter()
+                            .any(|&j| j <= i && i <= j + 3 && errs[i] <= 1e-3 + 1e-9)
+                })
+                .map(|i| (i, errs[i]))
+                .collect();
+            assert!(
+                unexplained.is_empty() && steps.len() <= 1,
+                "{name}: features off by {feat_err:e}: alpha steps at {steps:?}, other errors {unexplained:?}"
+            );
         }
     }
 

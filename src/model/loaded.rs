@@ -51,10 +51,25 @@ impl Model {
         let dit = PatchDiT::new(&dit_vs.root(), &config.dit)?;
         let t = &config.texture;
         let n = t.rtm_size.max(t.k);
-        let values = Tensor::randn([n, t.latent_channels, t.patch, t.patch], (Kind::Float, device));
+        let values = Tensor::randn(
+            [n, t.latent_channels, t.patch, t.patch],
+            (Kind::Float, device),
+        );
         let provenance = (0..n).map(|i| format!("random init {i}")).collect();
         let rtm = tch::no_grad(|| Rtm::build(&values, &classifier, n, seed as u64, provenance))?;
-        Ok(Self { config, device, ae_vs, ae, grm_vs, grm, texture_vs, classifier, dit_vs, dit, rtm })
+        Ok(Self {
+            config,
+            device,
+            ae_vs,
+            ae,
+            grm_vs,
+            grm,
+            texture_vs,
+            classifier,
+            dit_vs,
+            dit,
+            rtm,
+        })
     }
 
     /// Loads a model folder. `vae` replaces the AE weights by a diffusers
@@ -84,14 +99,22 @@ impl Model {
         };
         note(load_checked(&mut m.ae_vs, &ae_file, &|k| legacy_key_map(k)));
         note(load_checked(&mut m.grm_vs, &dir.join(GRM_FILE), &|_| None));
-        note(load_checked(&mut m.texture_vs, &dir.join(TEXTURE_FILE), &|_| None));
+        note(load_checked(
+            &mut m.texture_vs,
+            &dir.join(TEXTURE_FILE),
+            &|_| None,
+        ));
         note(load_checked(&mut m.dit_vs, &dir.join(DIT_FILE), &|_| None));
         match Rtm::load(dir.join(RTM_FILE), device) {
             Ok(rtm) => m.rtm = rtm,
             Err(e) => problems.push(format!("{e:#}")),
         }
         if !problems.is_empty() {
-            bail!("cannot load the model in {}:\n{}", dir.display(), problems.join("\n"));
+            bail!(
+                "cannot load the model in {}:\n{}",
+                dir.display(),
+                problems.join("\n")
+            );
         }
         m.check_rtm()?;
         Ok(m)
@@ -100,7 +123,12 @@ impl Model {
     fn check_rtm(&self) -> Result<()> {
         let t = &self.config.texture;
         let v = self.rtm.values.size();
-        if v.len() != 4 || v[1] != t.latent_channels || v[2] != t.patch || v[3] != t.patch || v[0] < t.k {
+        if v.len() != 4
+            || v[1] != t.latent_channels
+            || v[2] != t.patch
+            || v[3] != t.patch
+            || v[0] < t.k
+        {
             bail!(
                 "RTM values have shape {v:?}; the config needs (>= {}, {}, {}, {})",
                 t.k,
@@ -114,7 +142,8 @@ impl Model {
 
     /// Writes the folder: config, one fp16 (or f32) file per part, the RTM.
     pub fn save(&self, dir: &Path, half: bool) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
         self.config.save(&dir.join(CONFIG_FILE))?;
         save(&self.ae_vs, &dir.join(AE_FILE), half)?;
         save(&self.grm_vs, &dir.join(GRM_FILE), half)?;
@@ -124,20 +153,45 @@ impl Model {
         Ok(())
     }
 
-    /// Runs every network in bf16 (AMX on CPU); the sampler keeps f32.
+    /// Runs the decoder, the texture classifier and Patch-DiT in `kind` (bf16:
+    /// AMX on CPU, tensor cores on GPU); the sampler keeps f32. The encoder
+    /// and the GRM stay float32: they decide the PGS groups, which must not
+    /// depend on the precision (and cost little: one pass each).
     pub fn set_kind(&mut self, kind: Kind) {
-        for vs in [&mut self.ae_vs, &mut self.grm_vs, &mut self.texture_vs, &mut self.dit_vs] {
+        for vs in [&mut self.texture_vs, &mut self.dit_vs] {
             vs.set_kind(kind);
         }
+        tch::no_grad(|| {
+            for (name, mut t) in self.ae_vs.variables() {
+                if name.starts_with("decoder.") || name.starts_with("post_quant_conv.") {
+                    t.set_data(&t.to_kind(kind));
+                }
+            }
+        });
     }
 
     pub fn kind(&self) -> Kind {
-        self.dit_vs.variables().values().next().map(|t| t.kind()).unwrap_or(Kind::Float)
+        self.dit_vs
+            .variables()
+            .values()
+            .next()
+            .map(|t| t.kind())
+            .unwrap_or(Kind::Float)
     }
 
     pub fn parameter_count(&self) -> [(&'static str, i64); 4] {
-        let n = |vs: &VarStore| vs.variables().values().map(|t| t.numel() as i64).sum::<i64>();
-        [("ae", n(&self.ae_vs)), ("grm", n(&self.grm_vs)), ("texture", n(&self.texture_vs)), ("dit", n(&self.dit_vs))]
+        let n = |vs: &VarStore| {
+            vs.variables()
+                .values()
+                .map(|t| t.numel() as i64)
+                .sum::<i64>()
+        };
+        [
+            ("ae", n(&self.ae_vs)),
+            ("grm", n(&self.grm_vs)),
+            ("texture", n(&self.texture_vs)),
+            ("dit", n(&self.dit_vs)),
+        ]
     }
 }
 
@@ -150,7 +204,9 @@ fn diffusers_config_beside(vae: &Path) -> Result<Option<AeConfig>> {
 }
 
 fn check_vae_fits(model: &AeConfig, given: &AeConfig, path: &Path) -> Result<()> {
-    if model.latent_channels != given.latent_channels || model.downsample_factor() != given.downsample_factor() {
+    if model.latent_channels != given.latent_channels
+        || model.downsample_factor() != given.downsample_factor()
+    {
         bail!(
             "{}: this VAE has {} latent channels and factor {}, the model was trained on {} and {}",
             path.display(),

@@ -7,7 +7,8 @@
 //! What PGS needs is the order of the patches by difficulty, so a model's
 //! thresholds are chosen to split held-out patches into target shares
 //! (most confident first), and `patchscaler calibrate` writes them into the
-//! model's `model.toml`.
+//! model's `model.toml`. The values here are whatever scale Q is given in;
+//! the pipeline's is mean log C (see `groups::qmap`).
 
 use anyhow::{ensure, Result};
 
@@ -19,12 +20,20 @@ use anyhow::{ensure, Result};
 /// closer to the target.
 pub fn thresholds_for_shares(q: &[f64], shares: &[f64]) -> Result<Vec<f64>> {
     ensure!(!q.is_empty(), "calibration needs at least one patch");
-    ensure!(q.iter().all(|v| v.is_finite()), "confidence values must be finite");
-    ensure!(shares.iter().all(|&s| s > 0.0) && shares.iter().sum::<f64>() < 1.0, "shares {shares:?}: each > 0 and their sum < 1 (the last group takes the rest)");
+    ensure!(
+        q.iter().all(|v| v.is_finite()),
+        "confidence values must be finite"
+    );
+    ensure!(
+        shares.iter().all(|&s| s > 0.0) && shares.iter().sum::<f64>() < 1.0,
+        "shares {shares:?}: each > 0 and their sum < 1 (the last group takes the rest)"
+    );
     let mut sorted = q.to_vec();
     sorted.sort_by(|a, b| b.total_cmp(a));
     let n = sorted.len();
     let above = |t: f64| sorted.iter().filter(|&&v| v > t).count();
+    // A threshold below every value: the group after it is empty.
+    let floor = sorted[n - 1] - 1.0;
     let mut out: Vec<f64> = Vec::new();
     let mut cumulative = 0.0;
     for &s in shares {
@@ -33,15 +42,19 @@ pub fn thresholds_for_shares(q: &[f64], shares: &[f64]) -> Result<Vec<f64>> {
         let k = (target.round() as usize).min(n - 1);
         let prev = out.last().copied().unwrap_or(f64::INFINITY);
         // Cut below the tie at sorted[k] (the tie joins this group) or at it (the tie waits).
-        let below = sorted.iter().copied().find(|&v| v < sorted[k]).unwrap_or(0.0);
+        let below = sorted
+            .iter()
+            .copied()
+            .find(|&v| v < sorted[k])
+            .unwrap_or(floor);
         let at = sorted[k];
         let dist = |t: f64| (above(t) as f64 - target).abs();
         let mut t = if dist(below) < dist(at) { below } else { at };
         if t >= prev {
             // Keep the thresholds strictly descending (this group ends up empty).
-            t = sorted.iter().copied().find(|&v| v < prev).unwrap_or(0.0);
+            t = sorted.iter().copied().find(|&v| v < prev).unwrap_or(floor);
         }
-        out.push(t.clamp(0.0, 1.0));
+        out.push(t);
     }
     Ok(out)
 }
@@ -50,9 +63,15 @@ pub fn thresholds_for_shares(q: &[f64], shares: &[f64]) -> Result<Vec<f64>> {
 pub fn realised_shares(q: &[f64], thresholds: &[f64]) -> Vec<f64> {
     let mut counts = vec![0usize; thresholds.len() + 1];
     for &v in q {
-        counts[thresholds.iter().position(|&t| v > t).unwrap_or(thresholds.len())] += 1;
+        counts[thresholds
+            .iter()
+            .position(|&t| v > t)
+            .unwrap_or(thresholds.len())] += 1;
     }
-    counts.iter().map(|&c| c as f64 / q.len().max(1) as f64).collect()
+    counts
+        .iter()
+        .map(|&c| c as f64 / q.len().max(1) as f64)
+        .collect()
 }
 
 /// The `p`-quantile (0..=1) of `q`, nearest rank.
@@ -78,7 +97,9 @@ mod tests {
     #[test]
     fn a_tie_goes_whole_to_the_nearer_side_and_thresholds_stay_descending() {
         // 70 % of the patches saturate at exactly 1.
-        let q: Vec<f64> = (0..100).map(|i| if i < 70 { 1.0 } else { 0.5 + i as f64 / 1000.0 }).collect();
+        let q: Vec<f64> = (0..100)
+            .map(|i| if i < 70 { 1.0 } else { 0.5 + i as f64 / 1000.0 })
+            .collect();
         let t = thresholds_for_shares(&q, &[0.6, 0.2]).unwrap();
         assert!(t[0] > t[1], "{t:?}");
         assert_eq!(realised_shares(&q, &t), vec![0.7, 0.1, 0.2]);

@@ -1,10 +1,12 @@
 //! The group-batched sampler (the "S" of PGS): each confidence group runs its
 //! own shortcut DDIM trajectory, batched across the patches of that group.
 //!
-//! Every patch draws its start noise from its own seeded stream, so a result
-//! depends only on (seed, patch index, group), never on how patches were
-//! batched or in which order groups ran. The uniform baseline is then the
-//! same code with one group.
+//! The start noise of every patch is given (`start_noise`, cut by the
+//! pipeline from one latent-sized noise field drawn from the seed, so that
+//! overlapping patches start from the same values where they overlap), so a
+//! result depends only on (seed, patch, group), never on how patches were
+//! batched, in which order groups ran, or on which device. The uniform
+//! baseline is then the same code with one group.
 
 use super::groups::PgsConfig;
 use crate::diffusion::DdimSampler;
@@ -29,14 +31,15 @@ pub struct SampleStats {
 /// batch's patches, e.g. to look up their texture prompts) -> predicted eps.
 pub type Denoiser<'a> = dyn FnMut(&Tensor, &Tensor, &Tensor, &[usize]) -> Tensor + 'a;
 
-/// Denoise (P, c, V, V) coarse patches y0, patch i in group `assignment[i]`,
-/// in batches of at most `max_batch` patches. Returns the x0 patches.
+/// Denoise (P, c, V, V) coarse patches y0, patch i in group `assignment[i]`
+/// starting from `start_noise[i]` (same shape), in batches of at most
+/// `max_batch` patches. Returns the x0 patches.
 pub fn sample_groups(
     y0_patches: &Tensor,
+    start_noise: &Tensor,
     assignment: &[usize],
     cfg: &PgsConfig,
     alphas_cumprod: &[f64],
-    seed: u64,
     max_batch: usize,
     denoise: &mut Denoiser,
 ) -> Result<(Tensor, SampleStats)> {
@@ -51,6 +54,11 @@ pub fn sample_groups(
         "sample_groups: {} assignments for {} patches",
         assignment.len(),
         size[0]
+    );
+    ensure!(
+        start_noise.size() == size,
+        "sample_groups: start noise {:?} for patches {size:?}",
+        start_noise.size()
     );
     ensure!(max_batch > 0, "sample_groups: max_batch must be positive");
     if let Some(&g) = assignment.iter().find(|&&g| g >= cfg.groups.len()) {
@@ -76,20 +84,16 @@ pub fn sample_groups(
             let index = Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>())
                 .to_device(device);
             let y0 = y0_patches.index_select(0, &index);
-            let noise = Tensor::stack(
-                &batch
-                    .iter()
-                    .map(|&i| patch_noise(seed, i, &size[1..]))
-                    .collect::<Vec<_>>(),
-                0,
-            )
-            .to_kind(y0.kind())
-            .to_device(device);
+            let noise = start_noise
+                .to_device(device)
+                .index_select(0, &index)
+                .to_kind(y0.kind());
             let x0 = ddim.sample(&y0, &noise, |x_t, t| denoise(x_t, &y0, t, batch));
             let _ = out.index_copy_(0, &index, &x0);
         }
         stats.patches_per_group.push(members.len());
         stats.evaluations += members.len() * ddim.num_steps();
+        crate::device::synchronize(device);
         stats.time_per_group.push(started.elapsed());
     }
     Ok((out, stats))
@@ -126,8 +130,9 @@ mod tests {
 
     fn run(assignment: &[usize], cfg: &PgsConfig, max_batch: usize) -> (Tensor, SampleStats) {
         let y0 = patch_noise(99, 0, &[assignment.len() as i64, 4, 8, 8]);
+        let noise = patch_noise(7, 0, &[assignment.len() as i64, 4, 8, 8]);
         let abar = DiffusionConfig::default().alphas_cumprod();
-        sample_groups(&y0, assignment, cfg, &abar, 7, max_batch, &mut toy).unwrap()
+        sample_groups(&y0, &noise, assignment, cfg, &abar, max_batch, &mut toy).unwrap()
     }
 
     #[test]
@@ -184,8 +189,8 @@ mod tests {
         let y0 = Tensor::zeros([3, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
         let abar = DiffusionConfig::default().alphas_cumprod();
         let cfg = PgsConfig::paper();
-        assert!(sample_groups(&y0, &[0, 1], &cfg, &abar, 0, 4, &mut toy).is_err());
-        assert!(sample_groups(&y0, &[0, 1, 3], &cfg, &abar, 0, 4, &mut toy).is_err());
-        assert!(sample_groups(&y0, &[0, 1, 2], &cfg, &abar, 0, 0, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1], &cfg, &abar, 4, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1, 3], &cfg, &abar, 4, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1, 2], &cfg, &abar, 0, &mut toy).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! bicubic x4 -> E -> GRM -> PGS (texture prompt, Patch-DiT per group) ->
 //! merge -> D -> colour fix.
 
+pub mod coarse;
 pub mod options;
 pub mod prompt;
 pub mod qmap_image;
@@ -25,6 +26,7 @@ pub struct Upscaled {
     /// The bicubic x4 input the colour fix refers to, (1,3,4h,4w) in [0, 1].
     pub bicubic: Tensor,
     /// Confidence map C at latent resolution, (1, 1, H/f, W/f), padded area cropped.
+    /// log C per latent pixel, float64 (see `Restored::log_conf`).
     pub confidence: Tensor,
     pub grid: PatchGrid,
     /// Group index of every patch, in grid order.
@@ -49,19 +51,39 @@ pub struct Restored {
     /// pixels and at least `min_latent` of them per side.
     pub y_lr: Tensor,
     pub y_hr: Tensor,
-    /// Confidence C, (1, 1, same H, W).
-    pub conf: Tensor,
+    /// log C, (1, 1, same H, W), float64, from the GRM logit as
+    /// log_sigmoid(logit): a trained GRM puts C within 1e-9 of 1 on most
+    /// pixels, where C itself rounds to exactly 1 in float32 (and to 1 within
+    /// 1/256 in bf16), so PGS would group by rounding; log C keeps every
+    /// logit's information down to 1e-300.
+    pub log_conf: Tensor,
     /// The LR's (h, w).
     pub lr_size: (i64, i64),
 }
 
 /// Runs bicubic, E and the GRM on `lr` (1, 3, h, w) in [0, 1].
-pub fn restore(model: &Model, lr: &Tensor, opts: &SamplingOptions, min_latent: i64) -> Result<Restored> {
-    restore_timed(model, lr, opts, min_latent, &mut Stopwatch::start())
+pub fn restore(
+    model: &Model,
+    lr: &Tensor,
+    opts: &SamplingOptions,
+    min_latent: i64,
+) -> Result<Restored> {
+    restore_timed(
+        model,
+        lr,
+        opts,
+        min_latent,
+        &mut Stopwatch::start(model.device),
+    )
 }
 
-fn restore_timed(model: &Model, lr: &Tensor, opts: &SamplingOptions, min_latent: i64, clock: &mut Stopwatch) -> Result<Restored> {
-    let kind = model.kind();
+fn restore_timed(
+    model: &Model,
+    lr: &Tensor,
+    opts: &SamplingOptions,
+    min_latent: i64,
+    clock: &mut Stopwatch,
+) -> Result<Restored> {
     let lr = lr.to_device(model.device).to_kind(Kind::Float);
     let (h, w) = (lr.size()[2], lr.size()[3]);
     let s = model.config.scale;
@@ -73,25 +95,36 @@ fn restore_timed(model: &Model, lr: &Tensor, opts: &SamplingOptions, min_latent:
     let padded = (&bicubic * 2.0 - 1.0).replication_pad2d([0, pw - w * s, 0, ph - h * s]);
     clock.lap("bicubic");
 
-    let y_lr = encode_tiled(&model.ae, &padded.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
+    // The encoder and the GRM run in float32 in every precision (see
+    // `Model::set_kind`): they decide the groups, which must not depend on it.
+    let y_lr = encode_tiled(&model.ae, &padded, &opts.ae_tiles)?.to_kind(Kind::Float);
     clock.lap("encode");
 
-    // C from the logit in float32: a bf16 sigmoid rounds every confidence
-    // within 1/256 of 1 to exactly 1, and the calibrated thresholds sit far
-    // closer to 1 than that, so PGS would group differently by precision.
-    let (y_hr, logit) = model.grm.forward_with_logit(&y_lr.to_kind(kind))?;
-    let conf = logit.to_kind(Kind::Float).sigmoid();
+    let (y_hr, logit) = model.grm.forward_with_logit(&y_lr)?;
+    let log_conf = logit.to_kind(Kind::Double).log_sigmoid();
     clock.lap("grm");
-    Ok(Restored { bicubic, y_lr, y_hr: y_hr.to_kind(Kind::Float), conf, lr_size: (h, w) })
+    Ok(Restored {
+        bicubic,
+        y_lr,
+        y_hr: y_hr.to_kind(Kind::Float),
+        log_conf,
+        lr_size: (h, w),
+    })
 }
 
 fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
     let cfg = &model.config;
     let dev = model.device;
     let kind = model.kind();
-    let mut clock = Stopwatch::start();
+    let mut clock = Stopwatch::start(dev);
     let v = opts.pgs.patch as i64;
-    let Restored { bicubic, y_lr, y_hr, conf, lr_size: (h, w) } = restore_timed(model, lr, opts, v, &mut clock)?;
+    let Restored {
+        bicubic,
+        y_lr,
+        y_hr,
+        log_conf,
+        lr_size: (h, w),
+    } = restore_timed(model, lr, opts, v, &mut clock)?;
     let s = cfg.scale;
     let f = model.ae.downsample_factor();
     let (lh, lw) = (y_lr.size()[2], y_lr.size()[3]);
@@ -102,18 +135,36 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
 
     let grid = PatchGrid::new(lh as usize, lw as usize, v as usize, opts.pgs.stride)?;
     let y0 = grid.extract(&y0_latent)?;
-    let q = qmap(&conf, &grid)?;
+    let q = qmap(&log_conf, &grid)?;
     let assignment = opts.pgs.assign(&q);
     let tokens = prompt::texture_tokens(model, &y0, opts)?;
     clock.lap("texture prompt");
 
     let ac = cfg.diffusion.alphas_cumprod();
     let mut denoise = |x_t: &Tensor, y0: &Tensor, t: &Tensor, idx: &[usize]| -> Tensor {
-        let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(dev);
+        let index =
+            Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(dev);
         let tok = tokens.index_select(0, &index);
-        model.dit.forward(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), &tok).to_kind(Kind::Float)
+        model
+            .dit
+            .forward(
+                &x_t.to_kind(kind),
+                &y0.to_kind(kind),
+                &t.to_device(dev),
+                &tok,
+            )
+            .to_kind(Kind::Float)
     };
-    let (x0, stats) = sample_groups(&y0, &assignment, &opts.pgs, &ac, opts.seed, opts.max_batch, &mut denoise)?;
+    let start = grid.extract(&noise_field(opts.seed, &y0_latent.size()))?;
+    let (x0, stats) = sample_groups(
+        &y0,
+        &start,
+        &assignment,
+        &opts.pgs,
+        &ac,
+        opts.max_batch,
+        &mut denoise,
+    )?;
     for (g, d) in opts.pgs.groups.iter().zip(&stats.time_per_group) {
         clock.record(format!("dit {}", g.name), *d);
     }
@@ -121,28 +172,57 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     let latent = grid.merge(&x0)?;
     clock.lap("merge");
 
-    let decoded = decode_tiled(&model.ae, &latent.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
-    let sr = ((decoded + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
+    let decoded =
+        decode_tiled(&model.ae, &latent.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
+    let sr = ((decoded + 1.0) / 2.0)
+        .narrow(2, 0, h * s)
+        .narrow(3, 0, w * s);
     clock.lap("decode");
 
     let sr = opts.colorfix.apply(&sr, &bicubic)?.clamp(0.0, 1.0);
     clock.lap("color fix");
 
     let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
-    Ok(Upscaled { sr, bicubic, confidence: conf, grid, assignment, stats, timings: clock.laps, valid_latent: valid })
+    Ok(Upscaled {
+        sr,
+        bicubic,
+        confidence: log_conf,
+        grid,
+        assignment,
+        stats,
+        timings: clock.laps,
+        valid_latent: valid,
+    })
 }
 
-/// Wall time per stage, in pipeline order.
+/// The start noise of the whole latent, drawn on the CPU from the seed alone
+/// (so every device and batch split gets the same values); each patch's start
+/// is cut from it, so overlapping patches start alike on their overlap
+/// instead of averaging trajectories from unrelated noise at the merge.
+pub fn noise_field(seed: u64, latent_size: &[i64]) -> Tensor {
+    crate::pgs::sampler::patch_noise(seed, 0, latent_size)
+}
+
+/// Wall time per stage, in pipeline order. Each lap waits for the device
+/// first: CUDA work is queued asynchronously, and without the wait a stage's
+/// time would show up in whichever later stage first reads a value back.
 struct Stopwatch {
+    device: tch::Device,
     last: Instant,
     laps: Vec<(String, Duration)>,
 }
 
 impl Stopwatch {
-    fn start() -> Self {
-        Self { last: Instant::now(), laps: Vec::new() }
+    fn start(device: tch::Device) -> Self {
+        crate::device::synchronize(device);
+        Self {
+            device,
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
     }
     fn lap(&mut self, name: &str) {
+        crate::device::synchronize(self.device);
         self.laps.push((name.to_string(), self.last.elapsed()));
         self.last = Instant::now();
     }
@@ -161,7 +241,8 @@ pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Resul
     tch::no_grad(|| {
         let r = restore(model, lr, opts, 1)?;
         let ((h, w), s) = (r.lr_size, model.config.scale);
-        let dec = decode_tiled(&model.ae, &r.y_hr.to_kind(model.kind()), &opts.ae_tiles)?.to_kind(Kind::Float);
+        let dec = decode_tiled(&model.ae, &r.y_hr.to_kind(model.kind()), &opts.ae_tiles)?
+            .to_kind(Kind::Float);
         let coarse = ((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
         Ok(opts.colorfix.apply(&coarse, &r.bicubic)?.clamp(0.0, 1.0))
     })
@@ -177,7 +258,9 @@ pub fn rescale(sr: &Tensor, lr_h: i64, lr_w: i64, scale: f64) -> Result<Tensor> 
     }
     if oh < sr.size()[2] {
         // Downscaling: area averaging avoids the aliasing bicubic would add.
-        return Ok(crate::resize::bicubic::downsample_area(sr, oh as usize, ow as usize)?.clamp(0.0, 1.0));
+        return Ok(
+            crate::resize::bicubic::downsample_area(sr, oh as usize, ow as usize)?.clamp(0.0, 1.0),
+        );
     }
     Ok(upsample_bicubic(sr, oh as usize, ow as usize)?.clamp(0.0, 1.0))
 }

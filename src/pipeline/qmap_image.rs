@@ -10,7 +10,9 @@ pub fn qmap_figure(up: &Upscaled) -> Tensor {
     let (h, w) = (up.bicubic.size()[2], up.bicubic.size()[3]);
     let (lh, lw) = up.valid_latent;
     let conf = confidence_shade(&up.confidence.narrow(2, 0, lh).narrow(3, 0, lw));
-    let conf = conf.upsample_nearest2d([h, w], None, None).repeat([1, 3, 1, 1]);
+    let conf = conf
+        .upsample_nearest2d([h, w], None, None)
+        .repeat([1, 3, 1, 1]);
     let groups = up.stats.patches_per_group.len().max(1);
     let scale_y = h as f64 / lh as f64;
     let scale_x = w as f64 / lw as f64;
@@ -26,24 +28,37 @@ pub fn qmap_figure(up: &Upscaled) -> Tensor {
             continue;
         }
         let c = group_colour(g, groups);
-        let colour = Tensor::from_slice(&c).view([1, 3, 1, 1]).to_device(up.bicubic.device());
-        let _ = tint.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).g_add_(&colour);
-        let _ = count.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).g_add_scalar_(1.0);
+        let colour = Tensor::from_slice(&c)
+            .view([1, 3, 1, 1])
+            .to_device(up.bicubic.device());
+        let _ = tint
+            .narrow(2, y0, y1 - y0)
+            .narrow(3, x0, x1 - x0)
+            .g_add_(&colour);
+        let _ = count
+            .narrow(2, y0, y1 - y0)
+            .narrow(3, x0, x1 - x0)
+            .g_add_scalar_(1.0);
     }
     let tint = tint / count.clamp_min(1.0);
     let over = &up.bicubic * 0.55 + tint * 0.45;
     Tensor::cat(&[conf, over], 3).clamp(0.0, 1.0)
 }
 
-/// Gray levels for C: -log(1 - C), stretched to [0, 1] over the image (bright
-/// = confident). A GRM trained with Eq. 6 puts C within 1e-6 of 1 on most
-/// pixels, where a linear scale shows a white square; the log scale shows
-/// the order PGS groups by, for any confidence range.
-pub fn confidence_shade(conf: &Tensor) -> Tensor {
-    let c = conf.to_kind(Kind::Double);
-    let v = (c.neg() + 1.0).clamp_min(1e-12).log().neg();
+/// Gray levels for C, given log C: -log(1 - C), stretched to [0, 1] over the
+/// image (bright = confident). A GRM trained with Eq. 6 puts C within 1e-9
+/// of 1 on most pixels, where a linear scale shows a white square; the log
+/// scale shows the order PGS groups by, for any confidence range.
+pub fn confidence_shade(log_conf: &Tensor) -> Tensor {
+    let l = log_conf.to_kind(Kind::Double);
+    // 1 - C = -expm1(log C), exact for log C near 0.
+    let v = l.expm1().neg().clamp_min(1e-300).log().neg();
     let (lo, hi) = (v.min().double_value(&[]), v.max().double_value(&[]));
-    let shade = if hi - lo > 1e-12 { (v - lo) / (hi - lo) } else { v.ones_like() };
+    let shade = if hi - lo > 1e-12 {
+        (v - lo) / (hi - lo)
+    } else {
+        v.ones_like()
+    };
     // (A constant map, e.g. a fresh GRM's C = 0.5 everywhere, shows white.)
     shade.to_kind(Kind::Float)
 }
@@ -67,11 +82,22 @@ mod tests {
 
     #[test]
     fn shade_keeps_the_order_of_confidences_near_one() {
-        let c = Tensor::from_slice(&[0.5f32, 0.999, 0.9999999, 1.0]).view([1, 1, 2, 2]);
+        let c = Tensor::from_slice(&[0.5f64.ln(), -1e-3, -1e-7, -1e-14]).view([1, 1, 2, 2]);
         let s = Vec::<f32>::try_from(confidence_shade(&c).flatten(0, -1)).unwrap();
         assert_eq!(s[0], 0.0);
         assert_eq!(s[3], 1.0);
         assert!(s[1] > s[0] && s[2] > s[1] && s[3] > s[2], "{s:?}");
-        assert_eq!(Vec::<f32>::try_from(confidence_shade(&Tensor::full([1, 1, 2, 2], 0.5, (Kind::Float, tch::Device::Cpu))).flatten(0, -1)).unwrap(), vec![1.0; 4]);
+        assert_eq!(
+            Vec::<f32>::try_from(
+                confidence_shade(&Tensor::full(
+                    [1, 1, 2, 2],
+                    0.5f64.ln(),
+                    (Kind::Double, tch::Device::Cpu)
+                ))
+                .flatten(0, -1)
+            )
+            .unwrap(),
+            vec![1.0; 4]
+        );
     }
 }

@@ -57,7 +57,17 @@ impl TextureClassifier {
             .collect();
         let pooled = 2 * STAGES[STAGES.len() - 1].1 * w;
         let proj = nn::linear(vs / "proj", pooled, cfg.feature_dim, Default::default());
-        Ok(Self { cfg: cfg.clone(), stem, blocks, proj })
+        Ok(Self {
+            cfg: cfg.clone(),
+            stem,
+            blocks,
+            proj,
+        })
+    }
+
+    /// Where the weights live.
+    pub fn device(&self) -> tch::Device {
+        self.proj.ws.device()
     }
 
     pub fn config(&self) -> &TextureConfig {
@@ -69,14 +79,21 @@ impl TextureClassifier {
     pub fn forward(&self, patches: &Tensor) -> Result<Tensor> {
         let size = patches.size();
         if size.len() != 4 || size[1] != self.cfg.latent_channels {
-            bail!("texture classifier input must be (B, {}, H, W), got {size:?}", self.cfg.latent_channels);
+            bail!(
+                "texture classifier input must be (B, {}, H, W), got {size:?}",
+                self.cfg.latent_channels
+            );
         }
         let mut h = patches.apply(&self.stem);
         for stage in &self.blocks {
             h = h.apply(&stage.conv).apply(&stage.norm).silu();
         }
         let mean = h.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
-        let std = (&h - &mean).square().mean_dim([2i64, 3].as_slice(), false, Kind::Float).clamp_min(1e-8).sqrt();
+        let std = (&h - &mean)
+            .square()
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+            .clamp_min(1e-8)
+            .sqrt();
         let stats = Tensor::cat(&[mean.flatten(1, -1), std], 1);
         // Pooled statistics are taken in f32 for accuracy, then fed to `proj` in its own dtype (bf16 runs).
         Ok(stats.to_kind(self.proj.ws.kind()).apply(&self.proj))
@@ -106,7 +123,9 @@ impl TextureClassifier {
 
 /// Rows scaled to unit L2 norm (zero rows stay zero), as F.normalize.
 pub fn l2_normalize(x: &Tensor) -> Tensor {
-    x / x.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12)
+    x / x
+        .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+        .clamp_min(1e-12)
 }
 
 /// NT-Xent (SimCLR): for every one of the 2N embeddings, cross-entropy of

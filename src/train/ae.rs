@@ -17,13 +17,13 @@
 
 use super::args::{load_part_if_present, TrainArgs};
 use super::loader::CropLoader;
-use super::trainer::{Losses, Step, Trainer};
+use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
 use crate::autoencoder::AutoencoderKL;
 use crate::model::files::save;
 use crate::model::loaded::{AE_FILE, CONFIG_FILE};
 use anyhow::{Context, Result};
 use clap::Args;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Kind, Tensor};
 
 #[derive(Args, Debug)]
 pub struct AeTrainArgs {
@@ -55,7 +55,8 @@ pub fn gradient_l1(a: &Tensor, b: &Tensor) -> Tensor {
 pub fn run(a: AeTrainArgs) -> Result<i32> {
     let mut cfg = a.common.model_config()?;
     let run = a.common.resolve(4000, 8, 128, 2e-4)?;
-    let mut vs = VarStore::new(Device::Cpu);
+    let dev = run.options.device;
+    let mut vs = VarStore::new(dev);
     let ae = AutoencoderKL::new(&vs.root(), &cfg.ae);
     let ae_path = a.common.model.join(AE_FILE);
     load_part_if_present(&mut vs, &ae_path)?;
@@ -75,18 +76,20 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     let mut trainer = Trainer::new(run.options.clone(), &identity)?;
     let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
     loader.skip_to(trainer.start_step());
-    let val = run.val_crops()?;
+    let val: Vec<Tensor> = run.val_crops()?.iter().map(|x| x.to_device(dev)).collect();
 
     let (kl_w, grad_w) = (a.kl, a.grad);
     let step = |_step: u64, _rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
-        let x = loader.next().context("data loader ended")?? * 2.0 - 1.0;
+        let (batch, wait) = timed(|| loader.next());
+        let x = batch.context("data loader ended")??.to_device(dev) * 2.0 - 1.0;
         // The latent the decoder sees and, when the encoder trains too, its KL term.
         let (z, kl) = if decoder_only {
             (tch::no_grad(|| ae.posterior(&x).0), None)
         } else {
             let (mean, logvar) = ae.posterior(&x);
             // float32 noise: the draw must not depend on the autocast precision.
-            let z = &mean + (&logvar * 0.5).exp() * Tensor::randn(mean.size(), (Kind::Float, mean.device()));
+            let z = &mean
+                + (&logvar * 0.5).exp() * Tensor::randn(mean.size(), (Kind::Float, mean.device()));
             let kl = ((mean.square() + logvar.exp() - 1.0 - &logvar) * 0.5).mean(Kind::Float);
             (z, Some(kl))
         };
@@ -99,6 +102,7 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
             values.push(("kl".into(), kl.double_value(&[])));
         }
         values.insert(0, ("loss".into(), loss.double_value(&[])));
+        values.push((DATA_WAIT.into(), wait));
         Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
@@ -119,12 +123,20 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
 
     if decoder_only {
         save(&vs, &ae_path, false)?;
-        println!("ae: decoder trained to step {} in {}; encoder and scaling_factor unchanged; wrote {}", run.options.max_steps, run.options.out_dir.display(), ae_path.display());
+        println!(
+            "ae: decoder trained to step {} in {}; encoder and scaling_factor unchanged; wrote {}",
+            trainer.steps_done,
+            run.options.out_dir.display(),
+            ae_path.display()
+        );
         return Ok(0);
     }
     // Unit-variance latents for the diffusion stage.
     let std = tch::no_grad(|| {
-        let lat: Vec<Tensor> = val.iter().map(|x| ae.posterior(&(x * 2.0 - 1.0)).0.flatten(0, -1)).collect();
+        let lat: Vec<Tensor> = val
+            .iter()
+            .map(|x| ae.posterior(&(x * 2.0 - 1.0)).0.flatten(0, -1))
+            .collect();
         Tensor::cat(&lat, 0).std(true).double_value(&[])
     });
     cfg.ae.scaling_factor = 1.0 / std.max(1e-6);
@@ -132,7 +144,7 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
     cfg.save(&a.common.model.join(CONFIG_FILE))?;
     println!(
         "ae: trained to step {} in {}; latent std {std:.4} -> scaling_factor {:.5}; wrote {}",
-        run.options.max_steps,
+        trainer.steps_done,
         run.options.out_dir.display(),
         cfg.ae.scaling_factor,
         ae_path.display()

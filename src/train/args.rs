@@ -4,6 +4,7 @@
 use super::data::ImageFolder;
 use super::loader::{CropConfig, CropLoader};
 use super::trainer::{Precision, TrainOptions};
+use crate::device::{device, DeviceArg};
 use crate::model::files::load_checked;
 use crate::model::loaded::CONFIG_FILE;
 use crate::model::ModelConfig;
@@ -24,7 +25,7 @@ pub struct TrainArgs {
     /// Run folder for checkpoints, log.csv and loss.png (resumes if it holds a checkpoint).
     #[arg(long)]
     pub out: PathBuf,
-    /// TOML file with any of: steps, batch, crop, lr, warmup, seed, val_every, ckpt_every, log_every, workers, val_batches, precision.
+    /// TOML file with any of: steps, batch, crop, lr, warmup, seed, val_every, ckpt_every, log_every, workers, val_batches, precision, device, time_limit.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long)]
@@ -45,9 +46,19 @@ pub struct TrainArgs {
     /// Validation batches per validation.
     #[arg(long)]
     pub val_batches: Option<usize>,
-    /// Forward-pass arithmetic: f32, or bf16 autocast (AMX on this CPU).
+    /// Forward-pass arithmetic: f32, or bf16 autocast (pays on CUDA and on CPUs with AMX).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
+    /// Where the networks train; the data side (crops, degradation) stays on the CPU's threads.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
+    /// Stop after this many seconds of training, as if the step reached were the last:
+    /// checkpoint, final weights and plot are written (for a machine lent for a fixed time).
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Data threads (default: 2 on the CPU; all cores but one on CUDA).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Hide the progress bar (logs only).
     #[arg(long)]
     pub quiet: bool,
@@ -69,6 +80,8 @@ pub struct RunFile {
     pub workers: Option<usize>,
     pub val_batches: Option<usize>,
     pub precision: Option<Precision>,
+    pub device: Option<DeviceArg>,
+    pub time_limit: Option<f64>,
 }
 
 pub struct Run {
@@ -83,22 +96,37 @@ impl Run {
     /// The validation crops' loader settings: a seed of their own and no
     /// augmentation, so every validation of a run scores the same pixels.
     pub fn val_crop_config(&self) -> CropConfig {
-        CropConfig { seed: self.crop.seed ^ 0x5eed, flips: false, rot90: false, ..self.crop.clone() }
+        CropConfig {
+            seed: self.crop.seed ^ 0x5eed,
+            flips: false,
+            rot90: false,
+            ..self.crop.clone()
+        }
     }
 
     /// `val_batches` fixed batches of HR crops from the val split.
     pub fn val_crops(&self) -> Result<Vec<Tensor>> {
-        CropLoader::new(&self.val_images, self.val_crop_config())?.take(self.val_batches).collect()
+        CropLoader::new(&self.val_images, self.val_crop_config())?
+            .take(self.val_batches)
+            .collect()
     }
 }
 
 impl TrainArgs {
     /// Resolves flags over the config file over the part's defaults.
-    pub fn resolve(&self, default_steps: u64, default_batch: usize, default_crop: u32, default_lr: f64) -> Result<Run> {
+    pub fn resolve(
+        &self,
+        default_steps: u64,
+        default_batch: usize,
+        default_crop: u32,
+        default_lr: f64,
+    ) -> Result<Run> {
         let file: RunFile = match &self.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("{}: invalid training config", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("{}: cannot read", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("{}: invalid training config", p.display()))?
             }
             None => RunFile::default(),
         };
@@ -110,22 +138,44 @@ impl TrainArgs {
         o.lr = self.lr.or(file.lr).unwrap_or(default_lr);
         o.warmup = file.warmup.unwrap_or((steps / 20).min(500));
         o.seed = seed;
-        o.val_every = self.val_every.or(file.val_every).unwrap_or((steps / 10).max(1));
-        o.ckpt_every = self.ckpt_every.or(file.ckpt_every).unwrap_or((steps / 10).max(1));
+        o.val_every = self
+            .val_every
+            .or(file.val_every)
+            .unwrap_or((steps / 10).max(1));
+        o.ckpt_every = self
+            .ckpt_every
+            .or(file.ckpt_every)
+            .unwrap_or((steps / 10).max(1));
         o.log_every = file.log_every.unwrap_or((steps / 100).clamp(1, 10));
         o.samples_per_step = batch;
         o.precision = self.precision.or(file.precision).unwrap_or(Precision::F32);
+        o.device = device(self.device.or(file.device).unwrap_or(DeviceArg::Cpu))?;
+        o.time_limit = self.time_limit.or(file.time_limit);
         o.progress_bar = !self.quiet;
         let mut c = CropConfig::new(crop, batch, seed);
-        if let Some(w) = file.workers {
-            c.workers = w.max(1);
+        c.workers = self
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| default_workers(o.device))
+            .max(1);
+        if o.device != tch::Device::Cpu {
+            // The CPU only makes data here: one libtorch thread per data
+            // thread, or every worker's small ops would each start a team of
+            // all cores and the machine would thrash.
+            tch::set_num_threads(1);
         }
         let (train_images, val_images) = open_splits(&self.data)?;
         if train_images.is_empty() {
             bail!("{}: no training images", self.data.display());
         }
         let val_batches = self.val_batches.or(file.val_batches).unwrap_or(2);
-        Ok(Run { options: o, crop: c, val_batches, train_images, val_images })
+        Ok(Run {
+            options: o,
+            crop: c,
+            val_batches,
+            train_images,
+            val_images,
+        })
     }
 
     pub fn model_config(&self) -> Result<ModelConfig> {
@@ -133,10 +183,23 @@ impl TrainArgs {
     }
 }
 
+/// Data threads: the CPU trainers share 2 cores with the step; on CUDA the
+/// CPU has nothing else to do.
+fn default_workers(device: tch::Device) -> usize {
+    match device {
+        tch::Device::Cpu => 2,
+        _ => std::thread::available_parallelism().map_or(2, |n| n.get().saturating_sub(1).max(1)),
+    }
+}
+
 /// A manifest gives its train and val splits; a plain folder is used for
 /// both (with a warning), since it has no held-out part.
 fn open_splits(data: &Path) -> Result<(ImageFolder, ImageFolder)> {
-    let manifest = if data.is_dir() { data.join("manifest.csv") } else { data.to_path_buf() };
+    let manifest = if data.is_dir() {
+        data.join("manifest.csv")
+    } else {
+        data.to_path_buf()
+    };
     if manifest.is_file() {
         let train = ImageFolder::open(&manifest, Some("train"))?;
         let val = ImageFolder::open(&manifest, Some("val"))?;
@@ -145,9 +208,23 @@ fn open_splits(data: &Path) -> Result<(ImageFolder, ImageFolder)> {
         }
         return Ok((train.clone(), train));
     }
-    tracing::warn!("{}: no manifest; validating on the training images", data.display());
+    tracing::warn!(
+        "{}: no manifest; validating on the training images",
+        data.display()
+    );
     let all = ImageFolder::open(data, None)?;
     Ok((all.clone(), all))
+}
+
+/// Loads the frozen autoencoder of a model folder into `vs`, exactly as
+/// `Model::load` does (legacy key names mapped), and freezes it: the one
+/// loader every trainer that encodes with E uses.
+pub fn load_frozen_ae(vs: &mut VarStore, model_dir: &Path) -> Result<()> {
+    let path = model_dir.join(crate::model::loaded::AE_FILE);
+    load_checked(vs, &path, &|k| crate::autoencoder::legacy_key_map(k))
+        .context("the frozen autoencoder E (train or install it first)")?;
+    vs.freeze();
+    Ok(())
 }
 
 /// Loads a part's weights from the model folder when the file exists (a

@@ -24,14 +24,15 @@
 mod pairs;
 mod validation;
 
-pub use pairs::{cut_patches, drop_prompts, latent_pair, make_pairs, PairConfig, PatchPairs};
+pub use pairs::{
+    cut_pairs, cut_patches, drop_prompts, latent_pair, make_pairs, PairConfig, PatchPairs,
+};
 pub use validation::{ValSet, SAMPLE_STEPS, SAMPLE_TAU, VAL_TIMESTEPS};
 
 use super::args::TrainArgs;
 use super::checkpoint::Checkpoint;
-use super::loader::CropLoader;
-use super::trainer::{Losses, Step, Trainer};
-use crate::degrade::config::DegradeConfig;
+use super::lr_pairs::PairLoader;
+use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
 use crate::diffusion::ddim::q_sample;
 use crate::dit::PatchDiT;
 use crate::model::files::save;
@@ -40,7 +41,7 @@ use crate::model::Model;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::Rng;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Kind, Tensor};
 
 #[derive(Args, Debug)]
 pub struct DitTrainArgs {
@@ -58,28 +59,49 @@ pub struct DitTrainArgs {
     /// EMA decay of the Patch-DiT weights (those are written to the model).
     #[arg(long, default_value_t = 0.999)]
     pub ema: f64,
+    /// Steps each degraded crop batch serves, each with new patch places,
+    /// timesteps and noise (the degradation is the slow part on a GPU).
+    #[arg(long, default_value_t = 1)]
+    pub reuse: u64,
 }
 
 pub fn run(a: DitTrainArgs) -> Result<i32> {
     check_shares(&a)?;
-    let device = Device::cuda_if_available();
-    let mut model = Model::load(&a.common.model, device, None)?;
     let mut run = a.common.resolve(20_000, 4, 256, 1e-4)?;
+    let device = run.options.device;
+    let mut model = Model::load(&a.common.model, device, None)?;
     run.options.ema = Some(a.ema);
     run.options.adamw.weight_decay = 0.0;
     run.options.samples_per_step = run.crop.batch * a.patches_per_crop as usize;
     let crop = run.crop.size as i64;
-    let (f, v, scale) = (model.ae.downsample_factor(), model.config.dit.input_size, model.config.scale);
+    let (f, v, scale) = (
+        model.ae.downsample_factor(),
+        model.config.dit.input_size,
+        model.config.scale,
+    );
     if crop % (f * scale) != 0 || crop / f < v {
         bail!("--crop {crop}: must be a multiple of {} (AE factor x scale) and give at least {v} latent pixels ({} px)", f * scale, v * f);
     }
     for vs in [&mut model.ae_vs, &mut model.grm_vs, &mut model.texture_vs] {
         vs.freeze();
     }
-    let pair_cfg = PairConfig { scale, bicubic_prob: a.bicubic_prob, patches_per_crop: a.patches_per_crop, prompt_dropout: a.prompt_dropout };
-    let mut trainer = Trainer::new(run.options.clone(), &(&model.config, &pair_cfg, &run.crop))?;
-    let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
-    loader.skip_to(trainer.start_step());
+    let pair_cfg = PairConfig {
+        scale,
+        bicubic_prob: a.bicubic_prob,
+        patches_per_crop: a.patches_per_crop,
+        prompt_dropout: a.prompt_dropout,
+    };
+    let reuse = a.reuse;
+    let mut trainer = Trainer::new(
+        run.options.clone(),
+        &(&model.config, &pair_cfg, &run.crop, reuse),
+    )?;
+    let mut loader = PairLoader::new(
+        &run.train_images,
+        run.crop.clone(),
+        pair_cfg.lr_pairs(run.crop.seed),
+    )?;
+    loader.skip_to(trainer.start_step() / reuse);
 
     let val_batches = run.val_crops()?;
     let val = ValSet::build(&model, &val_batches, &pair_cfg, run.options.seed ^ 0x5eed)?;
@@ -88,41 +110,69 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     let eval_dit = PatchDiT::new(&eval_vs.root(), &model.config.dit)?;
 
     let ac = model.config.diffusion.alphas_cumprod();
-    let degradation = DegradeConfig::realesrgan();
     // The trainer holds the DiT's VarStore mutably while the step reads the
     // model; the PatchDiT's tensors share storage with it, so lend it out.
     let mut dit_vs = std::mem::replace(&mut model.dit_vs, VarStore::new(device));
     let m = &model;
-    let step = |_step: u64, rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
-        let hr = loader.next().context("data loader ended")??;
-        let p = make_pairs(m, &hr, &pair_cfg, &degradation, rng)?;
+    let mut current: Option<(u64, (Tensor, Tensor))> = None;
+    let step = |step: u64, rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
+        let k = step / reuse;
+        let mut wait = 0.0;
+        if current.as_ref().map(|(i, _)| *i) != Some(k) {
+            if loader.position() != k {
+                bail!(
+                    "crop batch {} is next but step {step} needs batch {k}",
+                    loader.position()
+                );
+            }
+            let (pair, waited) = timed(|| loader.next());
+            wait = waited;
+            let pair = pair.context("data loader ended")??;
+            current = Some((k, latent_pair(m, &pair.hr, &pair.lr)?));
+        }
+        let (x0, y0) = &current.as_ref().context("no latents")?.1;
+        let p = cut_pairs(m, x0, y0, &pair_cfg, rng)?;
         let n = p.x0.size()[0];
-        let ts: Vec<i64> = (0..n).map(|_| rng.random_range(0..ac.len() as i64)).collect();
+        let ts: Vec<i64> = (0..n)
+            .map(|_| rng.random_range(0..ac.len() as i64))
+            .collect();
         let t = Tensor::from_slice(&ts).to_device(device);
         let eps = p.x0.randn_like();
         let x_t = q_sample(&ac, &p.x0, &t, &eps)?;
         let tokens = m.dit.encode_texture(&p.priors, &p.sims);
         let pred = m.dit.forward(&x_t, &p.y0, &t.to_kind(Kind::Float), &tokens);
         let loss = (pred - &eps).square().mean(Kind::Float);
-        let values = vec![("loss".into(), loss.double_value(&[]))];
+        let values = vec![
+            ("loss".into(), loss.double_value(&[])),
+            (DATA_WAIT.into(), wait),
+        ];
         Ok(Step { loss, values })
     };
     let validate = |_step: u64, emas: &[super::Ema]| -> Result<Losses> {
-        let ema = emas.first().context("the DiT trainer always keeps an EMA")?;
-        eval_vs.copy(ema.shadow()).context("copying the EMA weights for validation")?;
+        let ema = emas
+            .first()
+            .context("the DiT trainer always keeps an EMA")?;
+        eval_vs
+            .copy(ema.shadow())
+            .context("copying the EMA weights for validation")?;
         val.evaluate(&eval_dit, &ac)
     };
     trainer.run(&mut [("dit", &mut dit_vs)], step, validate)?;
     model.dit_vs = dit_vs;
 
-    let (ckpt, _) = Checkpoint::in_dir(&run.options.out_dir).latest()?.context("the run left no checkpoint")?;
+    let (ckpt, _) = Checkpoint::in_dir(&run.options.out_dir)
+        .latest()?
+        .context("the run left no checkpoint")?;
     let ema_file = ckpt.join("ema-dit.safetensors");
-    model.dit_vs.load(&ema_file).with_context(|| format!("reading the EMA weights {}", ema_file.display()))?;
+    model
+        .dit_vs
+        .load(&ema_file)
+        .with_context(|| format!("reading the EMA weights {}", ema_file.display()))?;
     let out = a.common.model.join(DIT_FILE);
     save(&model.dit_vs, &out, false)?;
     println!(
         "dit: trained to step {} in {} ({} val patches); wrote the EMA weights (decay {}) to {}",
-        run.options.max_steps,
+        trainer.steps_done,
         run.options.out_dir.display(),
         val.len(),
         a.ema,
@@ -132,13 +182,22 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
 }
 
 fn check_shares(a: &DitTrainArgs) -> Result<()> {
-    for (name, p) in [("--bicubic-prob", a.bicubic_prob), ("--prompt-dropout", a.prompt_dropout)] {
+    for (name, p) in [
+        ("--bicubic-prob", a.bicubic_prob),
+        ("--prompt-dropout", a.prompt_dropout),
+    ] {
         if !(0.0..=1.0).contains(&p) {
             bail!("{name} {p}: must lie in [0, 1]");
         }
     }
     if a.patches_per_crop < 1 {
-        bail!("--patches-per-crop {}: must be at least 1", a.patches_per_crop);
+        bail!(
+            "--patches-per-crop {}: must be at least 1",
+            a.patches_per_crop
+        );
+    }
+    if a.reuse < 1 {
+        bail!("--reuse must be at least 1");
     }
     if !(0.0..1.0).contains(&a.ema) {
         bail!("--ema {}: the decay must lie in [0, 1)", a.ema);

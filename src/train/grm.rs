@@ -24,17 +24,14 @@
 //! references on the same crops: the bicubic x4 upsampling (what the GRM
 //! must beat) and decode(x_HR) (the AE's ceiling, what it cannot beat).
 
-#[path = "grm_pairs.rs"]
-pub mod pairs;
-
-use self::pairs::{degrade_batch, Pair, PairConfig, PairLoader};
-use super::args::{load_part_if_present, TrainArgs};
-use super::trainer::{Losses, Step, Trainer};
+use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
+use super::lr_pairs::{degrade_batch, Pair, PairConfig, PairLoader};
+use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
 use crate::autoencoder::{legacy_key_map, AutoencoderKL};
 use crate::grm::{ConfidenceLoss, Grm};
 use crate::model::files::{load_checked, save};
 use crate::model::loaded::{AE_FILE, GRM_FILE};
-use crate::resize::bicubic::upsample_bicubic;
+use crate::pipeline::coarse::{coarse_latents, Coarse};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::Rng;
@@ -74,12 +71,15 @@ struct Latents {
 }
 
 fn encode_pair(ae: &AutoencoderKL, hr: &Tensor, lr: &Tensor) -> Result<Latents> {
-    let (_, _, h, w) = hr.size4()?;
     tch::no_grad(|| {
-        let bicubic = upsample_bicubic(lr, h as usize, w as usize)?.clamp(0.0, 1.0);
         let x_hr = ae.encode(&(hr * 2.0 - 1.0)).to_kind(Kind::Float);
-        let y_lr = ae.encode(&(&bicubic * 2.0 - 1.0)).to_kind(Kind::Float);
-        Ok(Latents { x_hr, y_lr, bicubic })
+        let Coarse { bicubic, y_lr, .. } =
+            coarse_latents(ae, None, lr, hr.size()[2], hr.size()[3])?;
+        Ok(Latents {
+            x_hr,
+            y_lr,
+            bicubic,
+        })
     })
 }
 
@@ -100,7 +100,10 @@ fn random_dihedral(pair: &Pair, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
 
 /// Mean over the batch of each image's PSNR in dB (RGB, peak 1).
 fn psnr_rgb(a: &Tensor, b: &Tensor) -> f64 {
-    let mse = (a - b).square().mean_dim([1i64, 2, 3].as_slice(), false, Kind::Float).clamp_min(1e-10);
+    let mse = (a - b)
+        .square()
+        .mean_dim([1i64, 2, 3].as_slice(), false, Kind::Float)
+        .clamp_min(1e-10);
     (mse.log10() * -10.0).mean(Kind::Float).double_value(&[])
 }
 
@@ -124,50 +127,83 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
     if a.reuse == 0 {
         bail!("--reuse must be at least 1");
     }
-    let loss_fn = ConfidenceLoss { lambda: a.lambda, eta: a.eta };
+    let loss_fn = ConfidenceLoss {
+        lambda: a.lambda,
+        eta: a.eta,
+    };
 
-    let mut ae_vs = VarStore::new(Device::Cpu);
+    let dev = run.options.device;
+    let mut ae_vs = VarStore::new(dev);
     let ae = AutoencoderKL::new(&ae_vs.root(), &cfg.ae);
-    let ae_path = a.common.model.join(AE_FILE);
-    load_checked(&mut ae_vs, &ae_path, &|k| legacy_key_map(k)).context("the GRM trains on a frozen AE: train or install it first")?;
-    ae_vs.freeze();
-    let mut vs = VarStore::new(Device::Cpu);
+    load_frozen_ae(&mut ae_vs, &a.common.model)?;
+    let mut vs = VarStore::new(dev);
     let grm = Grm::new(&vs.root(), &cfg.grm)?;
     let grm_path = a.common.model.join(GRM_FILE);
     load_part_if_present(&mut vs, &grm_path)?;
 
-    let pair_cfg = PairConfig { scale: cfg.scale, bicubic_prob: a.bicubic_prob, ..PairConfig::realesrgan_x4(run.crop.seed) };
+    let pair_cfg = PairConfig {
+        scale: cfg.scale,
+        bicubic_prob: a.bicubic_prob,
+        ..PairConfig::realesrgan_x4(run.crop.seed)
+    };
     let setup = (&cfg.ae, &cfg.grm, &loss_fn, &pair_cfg, a.reuse, &run.crop);
     let mut trainer = Trainer::new(run.options.clone(), &setup)?;
     let mut pairs = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.clone())?;
     pairs.skip_to(trainer.start_step() / a.reuse);
-    let val = validation_set(&ae, run.val_crops()?, &pair_cfg)?;
+    let val = validation_set(&ae, run.val_crops()?, &pair_cfg, dev)?;
 
     let reuse = a.reuse;
     let mut current: Option<(u64, Pair)> = None;
     let step = |step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
         let k = step / reuse;
+        let mut wait = 0.0;
         if current.as_ref().map(|(i, _)| *i) != Some(k) {
             if pairs.position() != k {
-                bail!("pair batch {} is next but step {step} needs batch {k}", pairs.position());
+                bail!(
+                    "pair batch {} is next but step {step} needs batch {k}",
+                    pairs.position()
+                );
             }
-            current = Some((k, pairs.next().context("pair loader ended")??));
+            let (pair, waited) = timed(|| pairs.next());
+            wait = waited;
+            let pair = pair.context("pair loader ended")??;
+            let on_device = Pair {
+                hr: pair.hr.to_device(dev),
+                lr: pair.lr.to_device(dev),
+                bicubic: pair.bicubic,
+            };
+            current = Some((k, on_device));
         }
         let (hr, lr) = random_dihedral(&current.as_ref().context("no pair")?.1, rng);
         let lat = encode_pair(&ae, &hr, &lr)?;
         let (y_hr, logit) = grm.forward_with_logit(&lat.y_lr)?;
         let loss = loss_fn.compute(&y_hr, &logit, &lat.x_hr)?;
-        let l1 = tch::no_grad(|| (&y_hr - &lat.x_hr).abs().mean(Kind::Float).double_value(&[]));
+        let l1 = tch::no_grad(|| {
+            (&y_hr - &lat.x_hr)
+                .abs()
+                .mean(Kind::Float)
+                .double_value(&[])
+        });
         let conf = tch::no_grad(|| logit.sigmoid().mean(Kind::Float).double_value(&[]));
-        let values = vec![("loss".into(), loss.double_value(&[])), ("l1".into(), l1), ("confidence".into(), conf)];
+        let values = vec![
+            ("loss".into(), loss.double_value(&[])),
+            ("l1".into(), l1),
+            ("confidence".into(), conf),
+            (DATA_WAIT.into(), wait),
+        ];
         Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         let mut sums = [0.0; 4];
         for v in &val {
             let (y_hr, logit) = grm.forward_with_logit(&v.latents.y_lr)?;
-            sums[0] += loss_fn.compute(&y_hr, &logit, &v.latents.x_hr)?.double_value(&[]);
-            sums[1] += (&y_hr - &v.latents.x_hr).abs().mean(Kind::Float).double_value(&[]);
+            sums[0] += loss_fn
+                .compute(&y_hr, &logit, &v.latents.x_hr)?
+                .double_value(&[]);
+            sums[1] += (&y_hr - &v.latents.x_hr)
+                .abs()
+                .mean(Kind::Float)
+                .double_value(&[]);
             sums[2] += logit.sigmoid().mean(Kind::Float).double_value(&[]);
             sums[3] += psnr_rgb(&decode_image(&ae, &y_hr), &v.hr);
         }
@@ -185,7 +221,12 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
     trainer.run(&mut [("grm", &mut vs)], step, validate)?;
 
     save(&vs, &grm_path, false)?;
-    println!("grm: trained to step {} in {}; wrote {}", run.options.max_steps, run.options.out_dir.display(), grm_path.display());
+    println!(
+        "grm: trained to step {} in {}; wrote {}",
+        trainer.steps_done,
+        run.options.out_dir.display(),
+        grm_path.display()
+    );
     Ok(0)
 }
 
@@ -199,17 +240,36 @@ struct ValBatch {
 
 /// The run's fixed val crops (see `Run::val_crops`) degraded with
 /// the training mixture, so the numbers cover both protocols.
-fn validation_set(ae: &AutoencoderKL, hrs: Vec<Tensor>, pairs: &PairConfig) -> Result<Vec<ValBatch>> {
-    let pairs = PairConfig { seed: pairs.seed ^ 0x5eed, ..pairs.clone() };
+fn validation_set(
+    ae: &AutoencoderKL,
+    hrs: Vec<Tensor>,
+    pairs: &PairConfig,
+    dev: Device,
+) -> Result<Vec<ValBatch>> {
+    let pairs = PairConfig {
+        seed: pairs.seed ^ 0x5eed,
+        ..pairs.clone()
+    };
     tch::no_grad(|| {
         hrs.iter()
             .enumerate()
             .map(|(k, hr)| {
-                let pair = degrade_batch(hr, k as u64, &pairs).context("degrading the validation crops")?;
+                let pair = degrade_batch(hr, k as u64, &pairs)
+                    .context("degrading the validation crops")?;
+                let pair = Pair {
+                    hr: pair.hr.to_device(dev),
+                    lr: pair.lr.to_device(dev),
+                    bicubic: pair.bicubic,
+                };
                 let latents = encode_pair(ae, &pair.hr, &pair.lr)?;
                 let psnr_bicubic = psnr_rgb(&latents.bicubic, &pair.hr);
                 let psnr_ae = psnr_rgb(&decode_image(ae, &latents.x_hr), &pair.hr);
-                Ok(ValBatch { hr: pair.hr, latents, psnr_bicubic, psnr_ae })
+                Ok(ValBatch {
+                    hr: pair.hr,
+                    latents,
+                    psnr_bicubic,
+                    psnr_ae,
+                })
             })
             .collect()
     })
@@ -226,11 +286,18 @@ mod tests {
         // the transform it must still be the pooling of the transformed HR.
         let hr = Tensor::rand([6, 3, 8, 8], (Kind::Float, Device::Cpu));
         let lr = hr.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
-        let pair = Pair { hr: hr.shallow_clone(), lr, bicubic: vec![false; 6] };
+        let pair = Pair {
+            hr: hr.shallow_clone(),
+            lr,
+            bicubic: vec![false; 6],
+        };
         let (h2, l2) = random_dihedral(&pair, &mut ChaCha8Rng::seed_from_u64(4));
         let pooled = h2.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
         assert!((pooled - &l2).abs().max().double_value(&[]) < 1e-6);
-        assert!(!h2.equal(&hr), "six samples, none transformed: the draw is broken");
+        assert!(
+            !h2.equal(&hr),
+            "six samples, none transformed: the draw is broken"
+        );
     }
 
     #[test]
@@ -244,7 +311,10 @@ mod tests {
     fn crops_the_degradation_or_the_ae_cannot_take_are_rejected() {
         assert!(check_crop(128, 4, 8).is_ok());
         assert!(check_crop(64, 4, 8).is_err(), "too small for the blurs");
-        assert!(check_crop(132, 4, 8).is_err(), "not a multiple of the AE factor");
+        assert!(
+            check_crop(132, 4, 8).is_err(),
+            "not a multiple of the AE factor"
+        );
         assert!(check_crop(90, 4, 2).is_err(), "LR side not whole");
     }
 }

@@ -44,53 +44,76 @@ pub struct CropConfig {
 impl CropConfig {
     /// Full augmentation, two workers, a 512 MiB cache.
     pub fn new(size: u32, batch: usize, seed: u64) -> Self {
-        CropConfig { size, batch, rescale: None, flips: true, rot90: true, seed, workers: 2, prefetch: 4, cache_mib: 512 }
+        CropConfig {
+            size,
+            batch,
+            rescale: None,
+            flips: true,
+            rot90: true,
+            seed,
+            workers: 2,
+            prefetch: 4,
+            cache_mib: 512,
+        }
     }
 }
 
-/// What the workers share.
-struct Shared {
+/// What the crop workers share: everything batch k depends on.
+pub struct CropSource {
     files: Vec<PathBuf>,
     config: CropConfig,
     cache: Mutex<ImageCache>,
-    next_batch: AtomicU64,
-    stop: AtomicBool,
 }
 
-pub struct CropLoader {
-    shared: Arc<Shared>,
-    running: Option<Running>,
-    /// Batches received ahead of their turn.
-    pending: BTreeMap<u64, Result<Tensor>>,
+impl CropSource {
+    /// Crop batch number `k`; any thread, any order, same tensor.
+    pub fn batch(&self, k: u64) -> Result<Tensor> {
+        make_batch(self, k)
+    }
+}
+
+/// Items 0, 1, 2, ... of `make(k)`, made ahead on `workers` threads and
+/// handed out in order. Each item depends only on k, so the sequence does
+/// not depend on the number of workers or their timing, and `skip_to(k)`
+/// continues it exactly (how a resumed run picks up its data).
+pub struct OrderedLoader<T: Send + 'static> {
+    make: Arc<dyn Fn(u64) -> Result<T> + Send + Sync>,
+    workers: usize,
+    prefetch: usize,
+    running: Option<Running<T>>,
+    /// Items received ahead of their turn.
+    pending: BTreeMap<u64, Result<T>>,
     next: u64,
 }
 
-struct Running {
-    rx: Receiver<(u64, Result<Tensor>)>,
+struct Running<T> {
+    rx: Receiver<(u64, Result<T>)>,
+    stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
 
-impl CropLoader {
-    pub fn new(folder: &ImageFolder, config: CropConfig) -> Result<Self> {
-        if folder.is_empty() || config.size == 0 || config.batch == 0 {
-            bail!("crop loader needs images, a crop size and a batch size (got {config:?})");
+impl<T: Send + 'static> OrderedLoader<T> {
+    pub fn new(
+        make: Arc<dyn Fn(u64) -> Result<T> + Send + Sync>,
+        workers: usize,
+        prefetch: usize,
+    ) -> Self {
+        OrderedLoader {
+            make,
+            workers: workers.max(1),
+            prefetch: prefetch.max(1),
+            running: None,
+            pending: BTreeMap::new(),
+            next: 0,
         }
-        let shared = Shared {
-            files: folder.files().to_vec(),
-            cache: Mutex::new(ImageCache::new(config.cache_mib)),
-            config,
-            next_batch: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        };
-        Ok(CropLoader { shared: Arc::new(shared), running: None, pending: BTreeMap::new(), next: 0 })
     }
 
-    /// The number of the batch `next()` returns.
+    /// The number of the item `next()` returns.
     pub fn position(&self) -> u64 {
         self.next
     }
 
-    /// Continues the sequence at batch `k`, as if `k` batches had been taken.
+    /// Continues the sequence at item `k`, as if `k` items had been taken.
     pub fn skip_to(&mut self, k: u64) {
         self.stop_workers();
         self.pending.clear();
@@ -98,29 +121,31 @@ impl CropLoader {
     }
 
     fn start_workers(&mut self) {
-        let config = &self.shared.config;
-        let (tx, rx) = sync_channel(config.prefetch.max(1));
-        self.shared.next_batch.store(self.next, Ordering::SeqCst);
-        self.shared.stop.store(false, Ordering::SeqCst);
-        let workers = (0..config.workers.max(1))
+        // Enough room that every worker can finish its item while the
+        // consumer waits for an earlier one.
+        let (tx, rx) = sync_channel(self.prefetch.max(self.workers));
+        let counter = Arc::new(AtomicU64::new(self.next));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..self.workers)
             .map(|_| {
-                let (shared, tx) = (self.shared.clone(), tx.clone());
+                let (make, tx, counter, stop) =
+                    (self.make.clone(), tx.clone(), counter.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    while !shared.stop.load(Ordering::SeqCst) {
-                        let k = shared.next_batch.fetch_add(1, Ordering::SeqCst);
-                        if tx.send((k, make_batch(&shared, k))).is_err() {
+                    while !stop.load(Ordering::SeqCst) {
+                        let k = counter.fetch_add(1, Ordering::SeqCst);
+                        if tx.send((k, make(k))).is_err() {
                             break;
                         }
                     }
                 })
             })
             .collect();
-        self.running = Some(Running { rx, workers });
+        self.running = Some(Running { rx, stop, workers });
     }
 
     fn stop_workers(&mut self) {
         if let Some(running) = self.running.take() {
-            self.shared.stop.store(true, Ordering::SeqCst);
+            running.stop.store(true, Ordering::SeqCst);
             drop(running.rx); // unblocks workers waiting to send
             for worker in running.workers {
                 let _ = worker.join();
@@ -129,10 +154,10 @@ impl CropLoader {
     }
 }
 
-impl Iterator for CropLoader {
-    type Item = Result<Tensor>;
+impl<T: Send + 'static> Iterator for OrderedLoader<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<Tensor>> {
+    fn next(&mut self) -> Option<Result<T>> {
         if self.running.is_none() {
             self.start_workers();
         }
@@ -140,10 +165,10 @@ impl Iterator for CropLoader {
         while !self.pending.contains_key(&want) {
             let received = self.running.as_ref()?.rx.recv();
             match received {
-                Ok((k, batch)) => {
-                    self.pending.insert(k, batch);
+                Ok((k, item)) => {
+                    self.pending.insert(k, item);
                 }
-                Err(_) => return Some(Err(anyhow::anyhow!("crop loader workers stopped"))),
+                Err(_) => return Some(Err(anyhow::anyhow!("loader workers stopped"))),
             }
         }
         self.next += 1;
@@ -151,16 +176,66 @@ impl Iterator for CropLoader {
     }
 }
 
-impl Drop for CropLoader {
+impl<T: Send + 'static> Drop for OrderedLoader<T> {
     fn drop(&mut self) {
         self.stop_workers();
+    }
+}
+
+/// Batches of random crops: an `OrderedLoader` over `CropSource::batch`.
+pub struct CropLoader {
+    source: Arc<CropSource>,
+    inner: OrderedLoader<Tensor>,
+}
+
+impl CropLoader {
+    pub fn new(folder: &ImageFolder, config: CropConfig) -> Result<Self> {
+        let source = Arc::new(Self::source(folder, config)?);
+        let (workers, prefetch) = (source.config.workers, source.config.prefetch);
+        let s = source.clone();
+        let inner = OrderedLoader::new(Arc::new(move |k| s.batch(k)), workers, prefetch);
+        Ok(CropLoader { source, inner })
+    }
+
+    /// The shared crop maker alone, for loaders that build on crop batches.
+    pub fn source(folder: &ImageFolder, config: CropConfig) -> Result<CropSource> {
+        if folder.is_empty() || config.size == 0 || config.batch == 0 {
+            bail!("crop loader needs images, a crop size and a batch size (got {config:?})");
+        }
+        Ok(CropSource {
+            files: folder.files().to_vec(),
+            cache: Mutex::new(ImageCache::new(config.cache_mib)),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &CropConfig {
+        &self.source.config
+    }
+
+    /// The number of the batch `next()` returns.
+    pub fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    /// Continues the sequence at batch `k`, as if `k` batches had been taken.
+    pub fn skip_to(&mut self, k: u64) {
+        self.inner.skip_to(k)
+    }
+}
+
+impl Iterator for CropLoader {
+    type Item = Result<Tensor>;
+
+    fn next(&mut self) -> Option<Result<Tensor>> {
+        self.inner.next()
     }
 }
 
 /// How many files a sample may try before the batch fails.
 const MAX_ATTEMPTS: usize = 16;
 
-fn make_batch(shared: &Shared, k: u64) -> Result<Tensor> {
+fn make_batch(shared: &CropSource, k: u64) -> Result<Tensor> {
     let config = &shared.config;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(k);
@@ -168,7 +243,9 @@ fn make_batch(shared: &Shared, k: u64) -> Result<Tensor> {
     for _ in 0..config.batch {
         let image = (0..MAX_ATTEMPTS)
             .find_map(|_| decoded(shared, rng.random_range(0..shared.files.len())))
-            .with_context(|| format!("batch {k}: {MAX_ATTEMPTS} images in a row could not be decoded"))?;
+            .with_context(|| {
+                format!("batch {k}: {MAX_ATTEMPTS} images in a row could not be decoded")
+            })?;
         data.extend(random_crop(&image, config, &mut rng));
     }
     let s = config.size as i64;
@@ -177,7 +254,7 @@ fn make_batch(shared: &Shared, k: u64) -> Result<Tensor> {
 
 /// The decoded image, from the cache when possible; `None` (with a warning)
 /// when the file cannot be decoded, so the caller draws another.
-fn decoded(shared: &Shared, index: usize) -> Option<Arc<RgbImage>> {
+fn decoded(shared: &CropSource, index: usize) -> Option<Arc<RgbImage>> {
     if let Some(image) = shared.cache.lock().ok()?.get(index) {
         return Some(image);
     }

@@ -1,16 +1,17 @@
 //! Training machinery shared by every part's trainer: data, optimizer, EMA,
 //! checkpoints, logging and the loop that ties them together.
 pub mod ae;
-pub mod dit;
 pub mod args;
 pub mod cache;
 pub mod checkpoint;
 pub mod crop;
 pub mod data;
+pub mod dit;
 pub mod ema;
 pub mod grm;
 pub mod loader;
 pub mod log;
+pub mod lr_pairs;
 pub mod optim;
 pub mod plot;
 pub mod rtm;

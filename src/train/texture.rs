@@ -21,12 +21,12 @@
 //! Degradation costs ~2 s per 512^2 image, so crops are small (default
 //! 2 x 2 patches) and each gives several pairs.
 
-use super::args::{load_part_if_present, TrainArgs};
-use super::loader::CropLoader;
+use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
 use super::log::{CsvLog, LogRow};
+use super::lr_pairs::{degrade_batch, PairConfig as LrPairConfig, PairLoader};
 use super::rtm::write_memory;
 use super::texture_pairs::{Degradation, PairMaker, Pairs};
-use super::trainer::{Losses, Step, Trainer};
+use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
 use crate::autoencoder::AutoencoderKL;
 use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
@@ -39,7 +39,7 @@ use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Kind, Tensor};
 
 #[derive(Args, Debug)]
 pub struct TextureTrainArgs {
@@ -69,9 +69,14 @@ pub struct TextureTrainArgs {
 /// is their own partner, the row with the same index.
 pub fn top1_retrieval(queries: &Tensor, keys: &Tensor) -> f64 {
     tch::no_grad(|| {
-        let best = l2_normalize(queries).matmul(&l2_normalize(keys).tr()).argmax(1, false);
+        let best = l2_normalize(queries)
+            .matmul(&l2_normalize(keys).tr())
+            .argmax(1, false);
         let own = Tensor::arange(best.size()[0], (Kind::Int64, best.device()));
-        best.eq_tensor(&own).to_kind(Kind::Float).mean(Kind::Float).double_value(&[])
+        best.eq_tensor(&own)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
     })
 }
 
@@ -87,20 +92,23 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
     let cfg = a.common.model_config()?;
     let v = cfg.texture.patch;
     let dir = &a.common.model;
-    let mut ae_vs = VarStore::new(Device::Cpu);
+    // The device is known only once the run is resolved, which needs the
+    // maker's default crop, which needs the AE: resolve the device alone first.
+    let dev = crate::device::device(a.common.device.unwrap_or(crate::device::DeviceArg::Cpu))?;
+    let mut ae_vs = VarStore::new(dev);
     let ae = AutoencoderKL::new(&ae_vs.root(), &cfg.ae);
-    load_checked(&mut ae_vs, &dir.join(AE_FILE), &|_| None).context("the frozen autoencoder")?;
+    load_frozen_ae(&mut ae_vs, dir)?;
     let grm_path = dir.join(GRM_FILE);
     let use_grm = match (a.grm, a.no_grm) {
         (true, _) if !grm_path.exists() => bail!("--grm: {} does not exist", grm_path.display()),
         (_, no) => !no && grm_path.exists(),
     };
-    let mut grm_vs = VarStore::new(Device::Cpu);
+    let mut grm_vs = VarStore::new(dev);
     let grm = Grm::new(&grm_vs.root(), &cfg.grm)?;
     if use_grm {
         load_checked(&mut grm_vs, &grm_path, &|_| None).context("the frozen GRM")?;
     }
-    let mut vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(dev);
     let t = TextureClassifier::new(&vs.root(), &cfg.texture)?;
     let t_path = dir.join(TEXTURE_FILE);
     load_part_if_present(&mut vs, &t_path)?;
@@ -115,23 +123,59 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
         degradation: a.degradation,
         degrade: DegradeConfig::realesrgan(),
     };
-    let run = a.common.resolve(2000, 8, maker.default_crop() as u32, 3e-4)?;
+    let run = a
+        .common
+        .resolve(2000, 8, maker.default_crop() as u32, 3e-4)?;
     maker.check_crop(run.crop.size as i64)?;
-    let identity = (&cfg.texture, &cfg.ae, use_grm, a.temperature, maker.per_crop, maker.shift, a.degradation, &run.crop);
+    if run.options.device != dev {
+        bail!("train texture: give the device as --device, not in the config file");
+    }
+    let identity = (
+        &cfg.texture,
+        &cfg.ae,
+        use_grm,
+        a.temperature,
+        maker.per_crop,
+        maker.shift,
+        a.degradation,
+        &run.crop,
+    );
     let mut trainer = Trainer::new(run.options.clone(), &identity)?;
-    let mut loader = CropLoader::new(&run.train_images, run.crop.clone())?;
+    let lr_cfg = LrPairConfig {
+        scale: cfg.scale,
+        bicubic_prob: maker.bicubic_prob(),
+        ..LrPairConfig::realesrgan_x4(run.crop.seed)
+    };
+    let mut loader = PairLoader::new(&run.train_images, run.crop.clone(), lr_cfg.clone())?;
     loader.skip_to(trainer.start_step());
 
     // Fixed validation pairs: crops, degradations and windows drawn once.
     let mut val_rng = ChaCha8Rng::seed_from_u64(run.val_crop_config().seed);
-    let val: Vec<Pairs> = run.val_crops()?.iter().map(|x| maker.make(x, &mut val_rng)).collect::<Result<_>>()?;
+    let val_lr = LrPairConfig {
+        seed: lr_cfg.seed ^ 0x5eed,
+        ..lr_cfg.clone()
+    };
+    let val: Vec<Pairs> = run
+        .val_crops()?
+        .iter()
+        .enumerate()
+        .map(|(k, x)| {
+            let pair = degrade_batch(x, k as u64, &val_lr)?;
+            maker.make(&pair.hr, &pair.lr, &mut val_rng)
+        })
+        .collect::<Result<_>>()?;
 
     let temperature = a.temperature;
     let step = |_step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
-        let x = loader.next().context("data loader ended")??;
-        let pairs = maker.make(&x, rng)?;
+        let (pair, wait) = timed(|| loader.next());
+        let pair = pair.context("data loader ended")??;
+        let pairs = maker.make(&pair.hr, &pair.lr, rng)?;
         let (loss, top1) = score(&t, &pairs, temperature)?;
-        let values = vec![("ntxent".into(), loss.double_value(&[])), ("top1".into(), top1)];
+        let values = vec![
+            ("ntxent".into(), loss.double_value(&[])),
+            ("top1".into(), top1),
+            (DATA_WAIT.into(), wait),
+        ];
         Ok(Step { loss, values })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
@@ -144,7 +188,11 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
             }
             let n = val.len().max(1) as f64;
             let chance = val.first().map_or(0.0, |p| 1.0 / p.windows.len() as f64);
-            Ok(vec![("ntxent".into(), loss / n), ("top1".into(), top1 / n), ("top1_chance".into(), chance)])
+            Ok(vec![
+                ("ntxent".into(), loss / n),
+                ("top1".into(), top1 / n),
+                ("top1_chance".into(), chance),
+            ])
         })
     };
     if trainer.start_step() == 0 {
@@ -154,11 +202,15 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
 
     save(&vs, &t_path, false)?;
     let rekeyed = rekey_memory(&dir.join(RTM_FILE), &t)?;
-    let last = validate(run.options.max_steps, &[])?;
-    let value = |name: &str| last.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, v)| *v);
+    let last = validate(trainer.steps_done, &[])?;
+    let value = |name: &str| {
+        last.iter()
+            .find(|(n, _)| n == name)
+            .map_or(f64::NAN, |(_, v)| *v)
+    };
     println!(
         "texture: trained to step {} in {} (view 2: {:?}{}); val top-1 {:.3} (chance {:.3}); wrote {}{}",
-        run.options.max_steps,
+        trainer.steps_done,
         run.options.out_dir.display(),
         a.degradation,
         if use_grm { " + GRM" } else { "" },
@@ -195,9 +247,12 @@ fn rekey_memory(path: &Path, t: &TextureClassifier) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    let old = Rtm::load(path, Device::Cpu)?;
+    let old = Rtm::load(path, t.device())?;
     if &old.meta.texture != t.config() {
-        tracing::warn!("{}: made for another texture config; not re-keyed", path.display());
+        tracing::warn!(
+            "{}: made for another texture config; not re-keyed",
+            path.display()
+        );
         return Ok(false);
     }
     let keys = t.keys_batched(&old.values, 256)?;
@@ -214,7 +269,10 @@ mod tests {
         let keys = Tensor::from_slice2(&[[1f32, 0.0], [0.0, 1.0], [-1.0, 0.0]]);
         // Rows 0 and 2 point at their partners; row 1 is nearest to key 0.
         let queries = Tensor::from_slice2(&[[2f32, 0.1], [1.0, 0.2], [-0.5, 0.0]]);
-        assert!((top1_retrieval(&queries, &keys) - 2.0 / 3.0).abs() < 1e-6, "mean of three rows in f32");
+        assert!(
+            (top1_retrieval(&queries, &keys) - 2.0 / 3.0).abs() < 1e-6,
+            "mean of three rows in f32"
+        );
         assert_eq!(top1_retrieval(&keys, &keys), 1.0);
     }
 }

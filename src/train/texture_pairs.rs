@@ -14,9 +14,9 @@
 //! (statistics that survive degradation) as the way to find the partner.
 
 use crate::autoencoder::AutoencoderKL;
-use crate::degrade::{training_lr, DegradeConfig};
+use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
-use crate::resize::bicubic::upsample_bicubic;
+use crate::pipeline::coarse::coarse_latents;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use rand::Rng;
@@ -75,15 +75,25 @@ impl PairMaker<'_> {
         let unit = self.unit();
         let mut least = self.patch * self.ae.downsample_factor();
         if self.degradation != Degradation::Bicubic {
-            let shrink = self.degrade.resize1.as_ref().map_or(1.0, |r| r.range.0.min(1.0));
-            least = least.max((MIN_DEGRADE_SIDE / shrink).ceil() as i64).max(MIN_DEGRADE_SIDE as i64 * self.scale);
+            let shrink = self
+                .degrade
+                .resize1
+                .as_ref()
+                .map_or(1.0, |r| r.range.0.min(1.0));
+            least = least
+                .max((MIN_DEGRADE_SIDE / shrink).ceil() as i64)
+                .max(MIN_DEGRADE_SIDE as i64 * self.scale);
         }
         round_up(least, unit)
     }
 
     /// 2 x 2 patches per crop, or the least the degradation accepts.
     pub fn default_crop(&self) -> i64 {
-        round_up(self.min_crop().max(2 * self.patch * self.ae.downsample_factor()), self.unit())
+        round_up(
+            self.min_crop()
+                .max(2 * self.patch * self.ae.downsample_factor()),
+            self.unit(),
+        )
     }
 
     /// Checks that crops of `side` pixels can give pairs.
@@ -109,26 +119,37 @@ impl PairMaker<'_> {
         f * self.scale / gcd(f, self.scale)
     }
 
-    /// Pairs from HR crops `hr` (B, 3, S, S) in [0, 1]: `per_crop` per crop,
-    /// every draw (degradation, windows) from `rng`.
-    pub fn make(&self, hr: &Tensor, rng: &mut impl Rng) -> Result<Pairs> {
+    /// The share of crops whose LR is plain bicubic, for the pair loader.
+    pub fn bicubic_prob(&self) -> f64 {
+        match self.degradation {
+            Degradation::Realesrgan => 0.0,
+            Degradation::Bicubic => 1.0,
+            Degradation::Mix => 0.5,
+        }
+    }
+
+    /// Pairs from HR crops `hr` (B, 3, S, S) in [0, 1] and their LRs (made
+    /// by `lr_pairs` with `bicubic_prob`): `per_crop` per crop, the windows
+    /// drawn from `rng`. View 2 comes from `coarse_latents`, the pipeline's own path.
+    pub fn make(&self, hr: &Tensor, lr: &Tensor, rng: &mut impl Rng) -> Result<Pairs> {
         let (b, _, side, _) = hr.size4()?;
         self.check_crop(side)?;
         tch::no_grad(|| {
-            let coarse = Tensor::cat(&(0..b).map(|i| self.coarse_input(&hr.narrow(0, i, 1), rng)).collect::<Result<Vec<_>>>()?, 0);
-            let clean_latent = self.ae.encode(&(hr * 2.0 - 1.0)).to_kind(Kind::Float);
-            let mut degraded_latent = self.ae.encode(&(coarse * 2.0 - 1.0));
-            if let Some(grm) = self.grm {
-                degraded_latent = grm.forward(&degraded_latent)?.0;
-            }
-            let degraded_latent = degraded_latent.to_kind(Kind::Float);
+            let hr = hr.to_device(self.ae.device());
+            let clean_latent = self.ae.encode(&(&hr * 2.0 - 1.0)).to_kind(Kind::Float);
+            let degraded_latent = coarse_latents(self.ae, self.grm, lr, side, side)?.y_hr;
             let last = clean_latent.size()[2] - self.patch;
             let windows: Vec<PairWindows> = (0..b)
                 .flat_map(|crop| (0..self.per_crop).map(move |_| crop))
                 .map(|crop| {
                     let clean = (rng.random_range(0..=last), rng.random_range(0..=last));
-                    let mut jitter = |p: i64| (p + rng.random_range(-self.shift..=self.shift)).clamp(0, last);
-                    PairWindows { crop, clean, degraded: (jitter(clean.0), jitter(clean.1)) }
+                    let mut jitter =
+                        |p: i64| (p + rng.random_range(-self.shift..=self.shift)).clamp(0, last);
+                    PairWindows {
+                        crop,
+                        clean,
+                        degraded: (jitter(clean.0), jitter(clean.1)),
+                    }
                 })
                 .collect();
             let cut = |latent: &Tensor, at: fn(&PairWindows) -> (i64, i64)| {
@@ -136,25 +157,20 @@ impl PairMaker<'_> {
                     .iter()
                     .map(|w| {
                         let (y, x) = at(w);
-                        latent.narrow(0, w.crop, 1).narrow(2, y, self.patch).narrow(3, x, self.patch)
+                        latent
+                            .narrow(0, w.crop, 1)
+                            .narrow(2, y, self.patch)
+                            .narrow(3, x, self.patch)
                     })
                     .collect();
                 Tensor::cat(&patches, 0)
             };
-            Ok(Pairs { clean: cut(&clean_latent, |w| w.clean), degraded: cut(&degraded_latent, |w| w.degraded), windows })
+            Ok(Pairs {
+                clean: cut(&clean_latent, |w| w.clean),
+                degraded: cut(&degraded_latent, |w| w.degraded),
+                windows,
+            })
         })
-    }
-
-    /// The pipeline's input for one crop (1, 3, S, S): its LR, bicubic-upsampled back to S.
-    fn coarse_input(&self, hr: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
-        let bicubic_prob = match self.degradation {
-            Degradation::Realesrgan => 0.0,
-            Degradation::Bicubic => 1.0,
-            Degradation::Mix => 0.5,
-        };
-        let (lr, _) = training_lr(hr, self.scale, bicubic_prob, &self.degrade, rng)?;
-        let side = hr.size()[2] as usize;
-        Ok(upsample_bicubic(&lr, side, side)?.clamp(0.0, 1.0))
     }
 }
 
@@ -180,7 +196,23 @@ mod tests {
 
     fn maker(ae: &AutoencoderKL, shift: i64) -> PairMaker<'_> {
         let degrade = DegradeConfig::realesrgan();
-        PairMaker { ae, grm: None, scale: 4, patch: 16, per_crop: 3, shift, degradation: Degradation::Mix, degrade }
+        PairMaker {
+            ae,
+            grm: None,
+            scale: 4,
+            patch: 16,
+            per_crop: 3,
+            shift,
+            degradation: Degradation::Mix,
+            degrade,
+        }
+    }
+
+    fn lr_config(m: &PairMaker) -> crate::train::lr_pairs::PairConfig {
+        crate::train::lr_pairs::PairConfig {
+            bicubic_prob: m.bicubic_prob(),
+            ..crate::train::lr_pairs::PairConfig::realesrgan_x4(0)
+        }
     }
 
     fn crops() -> Tensor {
@@ -194,24 +226,36 @@ mod tests {
         let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
         let m = maker(&ae, 2);
         let x = crops();
-        let pairs = m.make(&x, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let lr = crate::train::lr_pairs::degrade_batch(&x, 0, &lr_config(&m))
+            .unwrap()
+            .lr;
+        let pairs = m.make(&x, &lr, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         assert_eq!(pairs.clean.size(), [6, 4, 16, 16]);
         assert_eq!(pairs.degraded.size(), [6, 4, 16, 16]);
         let last = 76 / 2 - 16;
         let latent = tch::no_grad(|| ae.encode(&(&x * 2.0 - 1.0)));
         for (i, w) in pairs.windows.iter().enumerate() {
             assert_eq!(w.crop, i as i64 / 3);
-            let want = latent.get(w.crop).narrow(1, w.clean.0, 16).narrow(2, w.clean.1, 16);
-            assert_eq!(crate::conformance::max_abs_diff(&pairs.clean.get(i as i64), &want), 0.0);
+            let want = latent
+                .get(w.crop)
+                .narrow(1, w.clean.0, 16)
+                .narrow(2, w.clean.1, 16);
+            assert_eq!(
+                crate::conformance::max_abs_diff(&pairs.clean.get(i as i64), &want),
+                0.0
+            );
             for (c, d) in [(w.clean.0, w.degraded.0), (w.clean.1, w.degraded.1)] {
                 assert!((c - d).abs() <= 2 && (0..=last).contains(&d), "{w:?}");
             }
         }
         // The degraded view differs from the clean one, yet is made the same way for a seed.
         assert!(crate::conformance::max_abs_diff(&pairs.clean, &pairs.degraded) > 0.0);
-        let again = m.make(&x, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let again = m.make(&x, &lr, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         assert_eq!(again.windows, pairs.windows);
-        assert_eq!(crate::conformance::max_abs_diff(&again.degraded, &pairs.degraded), 0.0);
+        assert_eq!(
+            crate::conformance::max_abs_diff(&again.degraded, &pairs.degraded),
+            0.0
+        );
     }
 
     #[test]
@@ -219,11 +263,19 @@ mod tests {
         let vs = VarStore::new(Device::Cpu);
         let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
         let mut m = maker(&ae, 0);
-        assert_eq!(m.min_crop(), 76, "the first resize may shrink by 0.15: 11 px / 0.15");
+        assert_eq!(
+            m.min_crop(),
+            76,
+            "the first resize may shrink by 0.15: 11 px / 0.15"
+        );
         assert!(m.check_crop(76).is_ok());
         assert_eq!(m.default_crop(), 76);
         assert!(m.check_crop(48).is_err());
-        assert!(m.check_crop(78).unwrap_err().to_string().contains("multiple of 4"));
+        assert!(m
+            .check_crop(78)
+            .unwrap_err()
+            .to_string()
+            .contains("multiple of 4"));
         m.degradation = Degradation::Bicubic;
         assert_eq!(m.min_crop(), 32, "V = 16 latent px at f = 2");
         assert_eq!(m.default_crop(), 64);

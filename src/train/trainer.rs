@@ -18,8 +18,8 @@ use super::ema::Ema;
 use super::log::{CsvLog, LogRow};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, LrSchedule};
 use super::plot::plot_losses;
-pub use crate::autocast::Precision;
 use crate::autocast::autocast;
+pub use crate::autocast::Precision;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -36,9 +36,21 @@ pub type Losses = Vec<(String, f64)>;
 /// One training step's result: the loss to differentiate and the named
 /// values to log (the loss among them, first for the progress bar). The loop,
 /// not the step, calls `backward`, outside autocast, as PyTorch recommends.
+/// A value named `DATA_WAIT` is the seconds the step waited for its data: the
+/// loop logs it as `data_wait`, the share of the step time spent waiting.
 pub struct Step {
     pub loss: Tensor,
     pub values: Losses,
+}
+
+/// See `Step`.
+pub const DATA_WAIT: &str = "data_wait_s";
+
+/// Times a data fetch for the `DATA_WAIT` value.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed().as_secs_f64())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +72,8 @@ pub struct TrainOptions {
     /// Where the step runs (chooses the autocast flavour).
     #[serde(skip, default = "cpu")]
     pub device: tch::Device,
+    /// Seconds of training after which the step reached counts as the last.
+    pub time_limit: Option<f64>,
     /// Samples in one step's batch, for the throughput figure.
     pub samples_per_step: usize,
     pub adamw: AdamWConfig,
@@ -82,6 +96,7 @@ impl TrainOptions {
             seed: 0,
             precision: Precision::F32,
             device: tch::Device::Cpu,
+            time_limit: None,
             samples_per_step: 1,
             adamw: AdamWConfig::default(),
             progress_bar: true,
@@ -92,7 +107,15 @@ impl TrainOptions {
     /// length, the output folder or the reporting cadence: extending a run
     /// or logging more often is fine.
     fn identity(&self) -> serde_json::Value {
-        serde_json::json!([self.lr, self.warmup, self.clip, self.ema, self.seed, self.adamw, self.samples_per_step])
+        serde_json::json!([
+            self.lr,
+            self.warmup,
+            self.clip,
+            self.ema,
+            self.seed,
+            self.adamw,
+            self.samples_per_step
+        ])
     }
 }
 
@@ -100,6 +123,8 @@ pub struct Trainer {
     pub options: TrainOptions,
     config_hash: String,
     resume_from: Option<(PathBuf, TrainState)>,
+    /// Steps done when `run` returned (the time limit may end a run early).
+    pub steps_done: u64,
 }
 
 impl Trainer {
@@ -107,7 +132,8 @@ impl Trainer {
     /// from it. `part_config` (the model and data config) is hashed with the
     /// options so that a checkpoint is never resumed under another config.
     pub fn new(options: TrainOptions, part_config: &impl Serialize) -> Result<Self> {
-        std::fs::create_dir_all(&options.out_dir).with_context(|| format!("creating {}", options.out_dir.display()))?;
+        std::fs::create_dir_all(&options.out_dir)
+            .with_context(|| format!("creating {}", options.out_dir.display()))?;
         let identity = serde_json::to_string(&(options.identity(), part_config))?;
         let config_hash = format!("{:016x}", fnv1a(identity.as_bytes()));
         let resume_from = Checkpoint::in_dir(&options.out_dir).latest()?;
@@ -116,7 +142,13 @@ impl Trainer {
                 bail!("{}: checkpoint was made with another config (hash {} != {config_hash}); use a new out_dir", dir.display(), state.config_hash);
             }
         }
-        Ok(Trainer { options, config_hash, resume_from })
+        let steps_done = resume_from.as_ref().map_or(0, |(_, s)| s.step);
+        Ok(Trainer {
+            options,
+            config_hash,
+            resume_from,
+            steps_done,
+        })
     }
 
     /// Steps already done: 0 for a fresh run.
@@ -145,19 +177,25 @@ impl Trainer {
         let o = self.options.clone();
         let mut params = Vec::new();
         for (part, vs) in parts.iter() {
-            let trainable = vs.variables().into_iter().filter(|(_, t)| t.requires_grad());
+            let trainable = vs
+                .variables()
+                .into_iter()
+                .filter(|(_, t)| t.requires_grad());
             params.extend(trainable.map(|(name, t)| (format!("{part}/{name}"), t)));
         }
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
         let mut optimizer = AdamW::new(params, o.adamw.clone());
-        let mut emas: Vec<Ema> = o.ema.map_or(Vec::new(), |d| parts.iter().map(|(_, vs)| Ema::new(vs, d)).collect());
+        let mut emas: Vec<Ema> = o.ema.map_or(Vec::new(), |d| {
+            parts.iter().map(|(_, vs)| Ema::new(vs, d)).collect()
+        });
         let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
         let mut elapsed_before = 0.0;
         if let Some((dir, state)) = &self.resume_from {
             for (part, vs) in parts.iter_mut() {
                 let path = dir.join(format!("{part}.safetensors"));
-                vs.load(&path).with_context(|| format!("resuming {}", path.display()))?;
+                vs.load(&path)
+                    .with_context(|| format!("resuming {}", path.display()))?;
             }
             optimizer.load(&dir.join("optimizer.safetensors"))?;
             for (ema, (part, _)) in emas.iter_mut().zip(parts.iter()) {
@@ -172,15 +210,22 @@ impl Trainer {
         let bar = progress_bar(&o, start);
         let session = Instant::now();
         let elapsed = || elapsed_before + session.elapsed().as_secs_f64();
-        let schedule = LrSchedule { lr: o.lr, warmup: o.warmup };
-        let (mut window_steps, mut window_start) = (0u64, Instant::now());
+        let schedule = LrSchedule {
+            lr: o.lr,
+            warmup: o.warmup,
+        };
+        let (mut window_steps, mut window_start, mut window_wait) = (0u64, Instant::now(), 0.0);
+        let mut last = o.max_steps;
 
         for step in start..o.max_steps {
             optimizer.zero_grad();
             tch::manual_seed(step_seed(o.seed, step));
             let bf16 = o.precision == Precision::Bf16;
-            let Step { loss, values: losses } =
-                autocast(o.device, bf16, || step_fn(step, &mut rng)).with_context(|| format!("training step {step}"))?;
+            let Step {
+                loss,
+                values: losses,
+            } = autocast(o.device, bf16, || step_fn(step, &mut rng))
+                .with_context(|| format!("training step {step}"))?;
             loss.backward();
             if losses.is_empty() {
                 bail!("training step {step}: the step returned no losses");
@@ -189,6 +234,9 @@ impl Trainer {
                 bail!("training step {step}: loss {name} is {v}");
             }
             let mut values = losses;
+            if let Some(i) = values.iter().position(|(n, _)| n == DATA_WAIT) {
+                window_wait += values.remove(i).1;
+            }
             if let Some(max) = o.clip {
                 values.push(("grad_norm".into(), clip_grad_norm(&tensors, max)));
             }
@@ -198,18 +246,32 @@ impl Trainer {
             window_steps += 1;
             let done = step + 1;
             bar.set_position(done);
-
-            if done % o.log_every.max(1) == 0 || done == o.max_steps {
-                let rate = (window_steps as usize * o.samples_per_step) as f64 / window_start.elapsed().as_secs_f64();
-                log.append(&rows(done, "train", &values, lr, rate, elapsed()))?;
-                bar.set_message(format!("{} {:.4} | {rate:.1} samples/s", values[0].0, values[0].1));
-                (window_steps, window_start) = (0, Instant::now());
+            if o.time_limit
+                .is_some_and(|limit| session.elapsed().as_secs_f64() >= limit)
+            {
+                tracing::info!("time limit reached at step {done}");
+                last = done;
             }
-            if o.val_every > 0 && done % o.val_every == 0 {
-                let val = tch::no_grad(|| val_fn(done, &emas)).with_context(|| format!("validation at step {done}"))?;
+
+            if done % o.log_every.max(1) == 0 || done == last {
+                crate::device::synchronize(o.device);
+                let seconds = window_start.elapsed().as_secs_f64();
+                let rate = (window_steps as usize * o.samples_per_step) as f64 / seconds;
+                values.push(("data_wait".into(), window_wait / seconds));
+                log.append(&rows(done, "train", &values, lr, rate, elapsed()))?;
+                bar.set_message(format!(
+                    "{} {:.4} | {rate:.1} samples/s",
+                    values[0].0, values[0].1
+                ));
+                (window_steps, window_start, window_wait) = (0, Instant::now(), 0.0);
+            }
+            let cut_short = done == last && last < o.max_steps;
+            if o.val_every > 0 && (done % o.val_every == 0 || cut_short) {
+                let val = tch::no_grad(|| val_fn(done, &emas))
+                    .with_context(|| format!("validation at step {done}"))?;
                 log.append(&rows(done, "val", &val, lr, 0.0, elapsed()))?;
             }
-            if done % o.ckpt_every.max(1) == 0 || done == o.max_steps {
+            if done % o.ckpt_every.max(1) == 0 || done == last {
                 let state = TrainState {
                     step: done,
                     rng: RngState::capture(&rng),
@@ -218,22 +280,40 @@ impl Trainer {
                     elapsed_s: elapsed(),
                 };
                 save(&o.out_dir, &state, parts, &optimizer, &emas)?;
-                self.resume_from = Some((Checkpoint::in_dir(&o.out_dir).latest()?.context("checkpoint just written")?.0, state));
+                self.resume_from = Some((
+                    Checkpoint::in_dir(&o.out_dir)
+                        .latest()?
+                        .context("checkpoint just written")?
+                        .0,
+                    state,
+                ));
+            }
+            if done == last {
+                break;
             }
         }
+        self.steps_done = self.start_step();
         bar.finish();
-        if std::fs::metadata(self.log_path()).is_ok_and(|m| m.len() > 0) && o.max_steps > start {
+        if std::fs::metadata(self.log_path()).is_ok_and(|m| m.len() > 0) && self.steps_done > start
+        {
             plot_losses(&self.log_path(), &self.plot_path())?;
         }
         Ok(())
     }
 }
 
-fn save(out_dir: &Path, state: &TrainState, parts: &[(&str, &mut VarStore)], optimizer: &AdamW, emas: &[Ema]) -> Result<()> {
+fn save(
+    out_dir: &Path,
+    state: &TrainState,
+    parts: &[(&str, &mut VarStore)],
+    optimizer: &AdamW,
+    emas: &[Ema],
+) -> Result<()> {
     Checkpoint::in_dir(out_dir).save(state, |dir| {
         for (part, vs) in parts {
             let path = dir.join(format!("{part}.safetensors"));
-            vs.save(&path).with_context(|| format!("writing {}", path.display()))?;
+            vs.save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         optimizer.save(&dir.join("optimizer.safetensors"))?;
         for (ema, (part, _)) in emas.iter().zip(parts) {
@@ -244,19 +324,40 @@ fn save(out_dir: &Path, state: &TrainState, parts: &[(&str, &mut VarStore)], opt
 }
 
 fn progress_bar(o: &TrainOptions, start: u64) -> ProgressBar {
-    let target = if o.progress_bar { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let target = if o.progress_bar {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
     let bar = ProgressBar::with_draw_target(Some(o.max_steps), target);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_position(start);
     bar
 }
 
-fn rows(step: u64, split: &str, values: &[(String, f64)], lr: f64, samples_per_s: f64, elapsed_s: f64) -> Vec<LogRow> {
+fn rows(
+    step: u64,
+    split: &str,
+    values: &[(String, f64)],
+    lr: f64,
+    samples_per_s: f64,
+    elapsed_s: f64,
+) -> Vec<LogRow> {
     values
         .iter()
-        .map(|(name, value)| LogRow { step, split: split.into(), name: name.clone(), value: *value, lr, samples_per_s, elapsed_s })
+        .map(|(name, value)| LogRow {
+            step,
+            split: split.into(),
+            name: name.clone(),
+            value: *value,
+            lr,
+            samples_per_s,
+            elapsed_s,
+        })
         .collect()
 }
 
@@ -271,7 +372,9 @@ fn step_seed(seed: u64, step: u64) -> i64 {
 
 /// FNV-1a: a hash that, unlike std's, is stable across Rust versions.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]

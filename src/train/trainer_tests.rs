@@ -35,7 +35,10 @@ fn train(out_dir: &Path, max_steps: u64, delay: Duration) -> VarStore {
     };
     let val = |_: u64, emas: &[Ema]| {
         let ema_w = &emas[0].shadow().variables()["fc.weight"];
-        Ok(vec![("ema_error".to_string(), (ema_w - &truth).abs().sum(Kind::Float).double_value(&[]))])
+        Ok(vec![(
+            "ema_error".to_string(),
+            (ema_w - &truth).abs().sum(Kind::Float).double_value(&[]),
+        )])
     };
     trainer.run(&mut [("toy", &mut vs)], step, val).unwrap();
     vs
@@ -52,7 +55,11 @@ fn checkpoint_tensors(out_dir: &Path, file: &str) -> Vec<(String, Tensor)> {
 }
 
 fn assert_same_run(a: &Path, b: &Path, steps: u64) {
-    for file in ["toy.safetensors", "ema-toy.safetensors", "optimizer.safetensors"] {
+    for file in [
+        "toy.safetensors",
+        "ema-toy.safetensors",
+        "optimizer.safetensors",
+    ] {
         let (x, y) = (checkpoint_tensors(a, file), checkpoint_tensors(b, file));
         assert_eq!(x.len(), y.len());
         for ((n, s), (_, t)) in x.iter().zip(&y) {
@@ -60,10 +67,16 @@ fn assert_same_run(a: &Path, b: &Path, steps: u64) {
         }
     }
     let values = |dir: &Path| -> Vec<(u64, String, String, f64)> {
-        read_log(&dir.join("log.csv")).unwrap().into_iter().map(|r| (r.step, r.split, r.name, r.value)).collect()
+        read_log(&dir.join("log.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.step, r.split, r.name, r.value))
+            .collect()
     };
     assert_eq!(values(a), values(b), "same log rows, none duplicated");
-    let state: TrainState = serde_json::from_slice(&std::fs::read(b.join("checkpoint").join(STATE_FILE)).unwrap()).unwrap();
+    let state: TrainState =
+        serde_json::from_slice(&std::fs::read(b.join("checkpoint").join(STATE_FILE)).unwrap())
+            .unwrap();
     assert_eq!(state.step, steps);
 }
 
@@ -72,15 +85,32 @@ fn resumed_run_matches_straight_run_bit_for_bit() {
     let (straight, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let full = train(straight.path(), 10, Duration::ZERO);
     let first = train(split.path(), 6, Duration::ZERO);
-    assert!(!weights(&first).equal(&weights(&full)), "the first half did not finish the job");
+    assert!(
+        !weights(&first).equal(&weights(&full)),
+        "the first half did not finish the job"
+    );
     let resumed = train(split.path(), 10, Duration::ZERO);
-    assert!(weights(&resumed).equal(&weights(&full)), "weights differ after resume");
+    assert!(
+        weights(&resumed).equal(&weights(&full)),
+        "weights differ after resume"
+    );
     assert_same_run(straight.path(), split.path(), 10);
 
     let log = read_log(&split.path().join("log.csv")).unwrap();
-    let val: Vec<(u64, f64)> = log.iter().filter(|r| r.split == "val").map(|r| (r.step, r.value)).collect();
-    assert_eq!(val.iter().map(|v| v.0).collect::<Vec<_>>(), [5, 10], "validated every 5 steps");
-    assert!(val[1].1 < val[0].1, "the EMA weights approach the truth: {val:?}");
+    let val: Vec<(u64, f64)> = log
+        .iter()
+        .filter(|r| r.split == "val")
+        .map(|r| (r.step, r.value))
+        .collect();
+    assert_eq!(
+        val.iter().map(|v| v.0).collect::<Vec<_>>(),
+        [5, 10],
+        "validated every 5 steps"
+    );
+    assert!(
+        val[1].1 < val[0].1,
+        "the EMA weights approach the truth: {val:?}"
+    );
     let png = image::open(split.path().join("loss.png")).unwrap();
     assert!(png.width() > 100);
 }
@@ -89,7 +119,15 @@ fn resumed_run_matches_straight_run_bit_for_bit() {
 fn another_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     train(dir.path(), 3, Duration::ZERO);
-    let err = Trainer::new(TrainOptions { lr: 0.5, ..TrainOptions::new(dir.path(), 6) }, &"toy").err().unwrap();
+    let err = Trainer::new(
+        TrainOptions {
+            lr: 0.5,
+            ..TrainOptions::new(dir.path(), 6)
+        },
+        &"toy",
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("another config"), "{err}");
 }
 
@@ -108,7 +146,12 @@ fn child_run_for_the_kill_test() {
 fn killed_run_resumes_cleanly() {
     let (victim, reference) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["train::trainer::tests::child_run_for_the_kill_test", "--exact", "--ignored", "--test-threads=1"])
+        .args([
+            "train::trainer::tests::child_run_for_the_kill_test",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env(KILL_DIR, victim.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -118,7 +161,9 @@ fn killed_run_resumes_cleanly() {
     // child's unfinished folder under it.
     let live_step = || -> Option<u64> {
         let text = std::fs::read(victim.path().join("checkpoint").join(STATE_FILE)).ok()?;
-        serde_json::from_slice::<TrainState>(&text).ok().map(|s| s.step)
+        serde_json::from_slice::<TrainState>(&text)
+            .ok()
+            .map(|s| s.step)
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while live_step().unwrap_or(0) < 30 {
@@ -129,9 +174,69 @@ fn killed_run_resumes_cleanly() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (_, state) = Checkpoint::in_dir(victim.path()).latest().unwrap().expect("a complete checkpoint survives");
+    let (_, state) = Checkpoint::in_dir(victim.path())
+        .latest()
+        .unwrap()
+        .expect("a complete checkpoint survives");
     let target = state.step + 4;
     train(victim.path(), target, Duration::ZERO);
     train(reference.path(), target, Duration::ZERO);
     assert_same_run(reference.path(), victim.path(), target);
+}
+
+/// A bf16 training run on CUDA: the step's matmul is bf16 under the loop's
+/// autocast, the float32 weights move, the time limit ends the run early
+/// with a checkpoint. Run on a GPU machine: `--ignored cuda`.
+#[test]
+#[ignore = "needs a CUDA device"]
+fn cuda_bf16_training_steps_update_float32_weights_and_stop_at_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::Cuda(0);
+    let mut vs = VarStore::new(dev);
+    let w = (vs.root() / "fc").var(
+        "weight",
+        &[64, 64],
+        nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.1,
+        },
+    );
+    let before = w.detach().copy();
+    let options = TrainOptions {
+        precision: Precision::Bf16,
+        device: dev,
+        time_limit: Some(0.5),
+        log_every: 1,
+        val_every: 0,
+        ckpt_every: 1_000_000,
+        progress_bar: false,
+        ..TrainOptions::new(dir.path(), 1_000_000)
+    };
+    let mut trainer = Trainer::new(options, &"cuda").unwrap();
+    let mut kinds = Vec::new();
+    let step = |_: u64, _: &mut ChaCha8Rng| {
+        let x = Tensor::randn([32, 64], (Kind::Float, dev));
+        let y = x.matmul(&w);
+        kinds.push(y.kind());
+        let loss = y.to_kind(Kind::Float).square().mean(Kind::Float);
+        Ok(Step {
+            values: vec![("loss".into(), loss.double_value(&[]))],
+            loss,
+        })
+    };
+    trainer
+        .run(&mut [("toy", &mut vs)], step, |_, _| Ok(vec![]))
+        .unwrap();
+    assert!(kinds.iter().all(|k| *k == Kind::BFloat16), "{kinds:?}");
+    assert!(
+        trainer.steps_done > 1 && trainer.steps_done < 1_000_000,
+        "steps {}",
+        trainer.steps_done
+    );
+    assert_eq!(w.kind(), Kind::Float);
+    assert!((w.detach() - before).abs().max().double_value(&[]) > 0.0);
+    assert!(
+        Checkpoint::in_dir(dir.path()).latest().unwrap().is_some(),
+        "the time limit must checkpoint"
+    );
 }

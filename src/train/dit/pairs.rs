@@ -3,16 +3,16 @@
 //! degraded LR (y0, the condition and the shortcut start), with the texture
 //! prompt retrieved for y0 exactly as at inference.
 //!
-//! The degradation, the AE encodings and the GRM run once per crop, and a
-//! crop then yields several V x V patch pairs: those stages cost far more than
-//! one Patch-DiT step, so spreading them over many patches keeps the DiT busy.
+//! The degradation (on the pair loader's threads), the AE encodings and the
+//! GRM run once per crop, and a crop then yields several V x V patch pairs:
+//! those stages cost far more than one Patch-DiT step, so spreading them over
+//! many patches (and, with `--reuse`, several steps) keeps the DiT busy.
 
-use crate::degrade::config::DegradeConfig;
-use crate::degrade::training_lr;
 use crate::model::Model;
-use crate::resize::bicubic::upsample_bicubic;
+use crate::pipeline::coarse::coarse_latents;
 use crate::texture::retrieval::retrieve;
-use anyhow::{ensure, Context, Result};
+use crate::train::lr_pairs::PairConfig as LrPairConfig;
+use anyhow::{ensure, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -43,26 +43,52 @@ pub struct PatchPairs {
     pub sims: Tensor,
 }
 
+impl PairConfig {
+    /// The (HR, LR) crops these pairs are cut from, drawn from `seed`.
+    pub fn lr_pairs(&self, seed: u64) -> LrPairConfig {
+        LrPairConfig {
+            scale: self.scale,
+            bicubic_prob: self.bicubic_prob,
+            ..LrPairConfig::realesrgan_x4(seed)
+        }
+    }
+}
+
 /// (x0, y0) latents of HR crops `hr` (B, 3, S, S) and their LRs `lr`
 /// (B, 3, S/scale, S/scale), both in [0, 1]: x0 = E(HR), y0 = GRM(E(bicubic
-/// up(LR))), the way `pipeline::upscale` makes y0. Frozen parts, no graph.
+/// up(LR))), by the pipeline's own `coarse_latents`. Frozen parts, no graph.
 pub fn latent_pair(model: &Model, hr: &Tensor, lr: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (h, w) = (hr.size()[2] as usize, hr.size()[3] as usize);
+    let (h, w) = (hr.size()[2], hr.size()[3]);
     tch::no_grad(|| {
-        let dev = model.device;
-        let up = upsample_bicubic(&lr.to_kind(Kind::Float), h, w)?.clamp(0.0, 1.0).to_device(dev);
-        let x0 = model.ae.encode(&(hr.to_device(dev) * 2.0 - 1.0)).to_kind(Kind::Float);
-        let (y0, _) = model.grm.forward(&model.ae.encode(&(up * 2.0 - 1.0)))?;
-        Ok((x0, y0.to_kind(Kind::Float)))
+        let x0 = model
+            .ae
+            .encode(&(hr.to_device(model.device) * 2.0 - 1.0))
+            .to_kind(Kind::Float);
+        let y0 = coarse_latents(&model.ae, Some(&model.grm), lr, h, w)?.y_hr;
+        Ok((x0, y0))
     })
 }
 
 /// `per_crop` V x V patches at the same random position in x0 and y0 of
 /// every crop: (B * per_crop, c, V, V) each, crop by crop.
-pub fn cut_patches(x0: &Tensor, y0: &Tensor, v: i64, per_crop: i64, rng: &mut impl Rng) -> Result<(Tensor, Tensor)> {
+pub fn cut_patches(
+    x0: &Tensor,
+    y0: &Tensor,
+    v: i64,
+    per_crop: i64,
+    rng: &mut impl Rng,
+) -> Result<(Tensor, Tensor)> {
     let (b, _, h, w) = x0.size4()?;
-    ensure!(x0.size() == y0.size(), "x0 {:?} and y0 {:?} latents differ in shape", x0.size(), y0.size());
-    ensure!(h >= v && w >= v, "a {h}x{w} latent crop is smaller than the {v}x{v} Patch-DiT patch; use a larger --crop");
+    ensure!(
+        x0.size() == y0.size(),
+        "x0 {:?} and y0 {:?} latents differ in shape",
+        x0.size(),
+        y0.size()
+    );
+    ensure!(
+        h >= v && w >= v,
+        "a {h}x{w} latent crop is smaller than the {v}x{v} Patch-DiT patch; use a larger --crop"
+    );
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for i in 0..b {
         for _ in 0..per_crop {
@@ -75,30 +101,69 @@ pub fn cut_patches(x0: &Tensor, y0: &Tensor, v: i64, per_crop: i64, rng: &mut im
     Ok((Tensor::stack(&xs, 0), Tensor::stack(&ys, 0)))
 }
 
-/// Degrades, encodes and cuts one batch of HR crops (B, 3, S, S) into
+/// Encodes and cuts one batch of HR crops (B, 3, S, S) and their LRs into
 /// `B * patches_per_crop` pairs and retrieves their texture prompts.
-pub fn make_pairs(model: &Model, hr: &Tensor, cfg: &PairConfig, degradation: &DegradeConfig, rng: &mut impl Rng) -> Result<PatchPairs> {
-    let crops = hr.size()[0];
-    let lrs = (0..crops)
-        .map(|i| training_lr(&hr.narrow(0, i, 1), cfg.scale, cfg.bicubic_prob, degradation, rng).map(|(lr, _)| lr))
-        .collect::<Result<Vec<_>>>()
-        .context("degrading the HR crops")?;
-    let (x0, y0) = latent_pair(model, hr, &Tensor::cat(&lrs, 0))?;
-    let (x0, y0) = cut_patches(&x0, &y0, model.config.dit.input_size, cfg.patches_per_crop, rng)?;
+pub fn make_pairs(
+    model: &Model,
+    hr: &Tensor,
+    lr: &Tensor,
+    cfg: &PairConfig,
+    rng: &mut impl Rng,
+) -> Result<PatchPairs> {
+    let (x0, y0) = latent_pair(model, hr, lr)?;
+    cut_pairs(model, &x0, &y0, cfg, rng)
+}
+
+/// `patches_per_crop` pairs at random places of each crop's latents (x0,
+/// y0), with their texture prompts.
+pub fn cut_pairs(
+    model: &Model,
+    x0: &Tensor,
+    y0: &Tensor,
+    cfg: &PairConfig,
+    rng: &mut impl Rng,
+) -> Result<PatchPairs> {
+    let (x0, y0) = cut_patches(
+        x0,
+        y0,
+        model.config.dit.input_size,
+        cfg.patches_per_crop,
+        rng,
+    )?;
     let (priors, sims) = retrieve(&model.rtm, &model.classifier, &y0, model.config.texture.k)?;
-    let (priors, sims) = drop_prompts(&priors.to_kind(Kind::Float), &sims.to_kind(Kind::Float), cfg.prompt_dropout, rng);
-    Ok(PatchPairs { x0, y0, priors, sims })
+    let (priors, sims) = drop_prompts(
+        &priors.to_kind(Kind::Float),
+        &sims.to_kind(Kind::Float),
+        cfg.prompt_dropout,
+        rng,
+    );
+    Ok(PatchPairs {
+        x0,
+        y0,
+        priors,
+        sims,
+    })
 }
 
 /// Zeroes the prompt (priors and similarities) of each patch with
 /// probability `p`, as `PromptMode::Zeros` does at inference.
-pub fn drop_prompts(priors: &Tensor, sims: &Tensor, p: f64, rng: &mut impl Rng) -> (Tensor, Tensor) {
+pub fn drop_prompts(
+    priors: &Tensor,
+    sims: &Tensor,
+    p: f64,
+    rng: &mut impl Rng,
+) -> (Tensor, Tensor) {
     if p <= 0.0 {
         return (priors.shallow_clone(), sims.shallow_clone());
     }
-    let keep: Vec<f32> = (0..sims.size()[0]).map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 }).collect();
+    let keep: Vec<f32> = (0..sims.size()[0])
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 })
+        .collect();
     let keep = Tensor::from_slice(&keep).to_device(sims.device());
-    (priors * keep.view([-1, 1, 1, 1, 1]), sims * keep.view([-1, 1]))
+    (
+        priors * keep.view([-1, 1, 1, 1, 1]),
+        sims * keep.view([-1, 1]),
+    )
 }
 
 #[cfg(test)]
@@ -121,12 +186,25 @@ mod tests {
         let got: Vec<f32> = Vec::try_from(diff).unwrap();
         for (i, d) in got.iter().enumerate() {
             let want = if i < 3 { 3.0 } else { -5.0 };
-            assert!((d - want).abs() < 1e-5, "patch {i}: y0 - x0 = {d}, want {want}");
+            assert!(
+                (d - want).abs() < 1e-5,
+                "patch {i}: y0 - x0 = {d}, want {want}"
+            );
         }
         // Each patch is a real window of its crop (not, e.g., resampled).
-        let found = (0..=4).any(|top| (0..=8).any(|left| x0.get(0).narrow(1, top, 16).narrow(2, left, 16).equal(&xp.get(0))));
+        let found = (0..=4).any(|top| {
+            (0..=8).any(|left| {
+                x0.get(0)
+                    .narrow(1, top, 16)
+                    .narrow(2, left, 16)
+                    .equal(&xp.get(0))
+            })
+        });
         assert!(found);
-        assert!(cut_patches(&x0, &y0, 21, 1, &mut rng).is_err(), "patch larger than the crop");
+        assert!(
+            cut_patches(&x0, &y0, 21, 1, &mut rng).is_err(),
+            "patch larger than the crop"
+        );
     }
 
     #[test]
@@ -137,9 +215,25 @@ mod tests {
         let (p, s) = drop_prompts(&priors, &sims, 0.25, &mut rng);
         let per_patch = p.sum_dim_intlist(&[1i64, 2, 3, 4][..], false, Kind::Float);
         let zeroed = per_patch.eq(0.0);
-        assert!(per_patch.eq(0.0).logical_or(&per_patch.eq(128.0)).all().int64_value(&[]) == 1);
-        assert!(zeroed.eq_tensor(&s.sum_dim_intlist(&[1i64][..], false, Kind::Float).eq(0.0)).all().int64_value(&[]) == 1);
-        let share = zeroed.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        assert!(
+            per_patch
+                .eq(0.0)
+                .logical_or(&per_patch.eq(128.0))
+                .all()
+                .int64_value(&[])
+                == 1
+        );
+        assert!(
+            zeroed
+                .eq_tensor(&s.sum_dim_intlist(&[1i64][..], false, Kind::Float).eq(0.0))
+                .all()
+                .int64_value(&[])
+                == 1
+        );
+        let share = zeroed
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
         assert!((0.15..0.35).contains(&share), "dropped share {share}");
         let (p0, _) = drop_prompts(&priors, &sims, 0.0, &mut rng);
         assert!(p0.equal(&priors));

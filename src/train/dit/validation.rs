@@ -10,11 +10,11 @@
 //!   Diffusion earns its cost when the first falls below the second.
 
 use super::pairs::{make_pairs, PairConfig, PatchPairs};
-use crate::degrade::config::DegradeConfig;
 use crate::diffusion::ddim::{q_sample, DdimSampler};
 use crate::dit::PatchDiT;
 use crate::model::Model;
 use crate::pgs::sampler::patch_noise;
+use crate::train::lr_pairs::degrade_batch;
 use crate::train::Losses;
 use anyhow::{ensure, Result};
 use rand::SeedableRng;
@@ -37,16 +37,33 @@ impl ValSet {
     /// Pairs from the held-out HR `batches`, with the retrieved prompt
     /// (never dropped: validation measures the method itself).
     pub fn build(model: &Model, batches: &[Tensor], cfg: &PairConfig, seed: u64) -> Result<Self> {
-        ensure!(!batches.is_empty(), "no validation crops: the val split is empty or --val-batches is 0");
-        let cfg = PairConfig { prompt_dropout: 0.0, ..cfg.clone() };
-        let degradation = DegradeConfig::realesrgan();
+        ensure!(
+            !batches.is_empty(),
+            "no validation crops: the val split is empty or --val-batches is 0"
+        );
+        let cfg = PairConfig {
+            prompt_dropout: 0.0,
+            ..cfg.clone()
+        };
+        let lr_cfg = cfg.lr_pairs(seed);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let parts = batches
             .iter()
-            .map(|hr| make_pairs(model, hr, &cfg, &degradation, &mut rng))
+            .enumerate()
+            .map(|(k, hr)| {
+                let pair = degrade_batch(hr, k as u64, &lr_cfg)?;
+                make_pairs(model, &pair.hr, &pair.lr, &cfg, &mut rng)
+            })
             .collect::<Result<Vec<_>>>()?;
-        let cat = |f: fn(&PatchPairs) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
-        let pairs = PatchPairs { x0: cat(|p| &p.x0), y0: cat(|p| &p.y0), priors: cat(|p| &p.priors), sims: cat(|p| &p.sims) };
+        let cat = |f: fn(&PatchPairs) -> &Tensor| {
+            Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0)
+        };
+        let pairs = PatchPairs {
+            x0: cat(|p| &p.x0),
+            y0: cat(|p| &p.y0),
+            priors: cat(|p| &p.priors),
+            sims: cat(|p| &p.sims),
+        };
         let noise = patch_noise(seed, 0, &pairs.x0.size()).to_device(model.device);
         Ok(Self { pairs, noise })
     }
@@ -58,7 +75,12 @@ impl ValSet {
     /// The validation numbers of `dit` (pass the EMA weights), `eps_mse` first.
     pub fn evaluate(&self, dit: &PatchDiT, alphas_cumprod: &[f64]) -> Result<Losses> {
         tch::no_grad(|| {
-            let PatchPairs { x0, y0, priors, sims } = &self.pairs;
+            let PatchPairs {
+                x0,
+                y0,
+                priors,
+                sims,
+            } = &self.pairs;
             let tokens = dit.encode_texture(priors, sims);
             let n = self.len();
             let mut per_t = Vec::new();
@@ -94,7 +116,12 @@ mod tests {
         let model = Model::init(ModelConfig::tiny(), Device::Cpu, 0).unwrap();
         tch::manual_seed(3);
         let hr = Tensor::rand([2, 3, 96, 96], (Kind::Float, Device::Cpu));
-        let cfg = PairConfig { scale: 4, bicubic_prob: 0.5, patches_per_crop: 2, prompt_dropout: 0.9 };
+        let cfg = PairConfig {
+            scale: 4,
+            bicubic_prob: 0.5,
+            patches_per_crop: 2,
+            prompt_dropout: 0.9,
+        };
         let val = ValSet::build(&model, &[hr], &cfg, 11).unwrap();
         (model, val)
     }
@@ -103,7 +130,10 @@ mod tests {
     fn a_fixed_set_gives_the_same_numbers_twice() {
         let (model, val) = tiny();
         assert_eq!(val.len(), 4);
-        assert!(val.pairs.sims.abs().sum(Kind::Float).double_value(&[]) > 0.0, "validation never drops the prompt");
+        assert!(
+            val.pairs.sims.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "validation never drops the prompt"
+        );
         let ac = model.config.diffusion.alphas_cumprod();
         let a = val.evaluate(&model.dit, &ac).unwrap();
         let b = val.evaluate(&model.dit, &ac).unwrap();
@@ -119,10 +149,15 @@ mod tests {
         // DiT's init zeroes the final layer, so eps_pred = 0 and the eps MSE
         // is the noise's own mean square, about 1: a check of the wiring.
         let (model, val) = tiny();
-        let out = val.evaluate(&model.dit, &model.config.diffusion.alphas_cumprod()).unwrap();
+        let out = val
+            .evaluate(&model.dit, &model.config.diffusion.alphas_cumprod())
+            .unwrap();
         let want = val.noise.square().mean(Kind::Float).double_value(&[]);
         for (name, v) in out.iter().filter(|(n, _)| n.starts_with("eps_mse")) {
-            assert!((v - want).abs() < 1e-6, "{name} = {v}, noise mean square {want}");
+            assert!(
+                (v - want).abs() < 1e-6,
+                "{name} = {v}, noise mean square {want}"
+            );
         }
     }
 }
