@@ -28,9 +28,10 @@ ablate() { # name, extra flags...
 ablate prompt-zeros --prompt zeros
 ablate y0-lr --y0 lr
 ablate thresholds-paper --thresholds 0.95,0.75
+ablate no-detail-gate --no-detail-gate
 # A plan with more hard patches: the thresholds that give 20 % simple, 30 % medium.
-harder=$($ps calibrate --model "$model" --data data/manifest.csv --shares 0.2,0.3 --dry-run | sed -n 's/^thresholds[^:]*: //p' | tr -d ' ')
-ablate thresholds-harder --thresholds "$harder"
+harder=$($ps calibrate --model "$model" --data data/manifest.csv --shares 0.2,0.3 --dry-run | sed -n 's/^log thresholds[^:]*: //p' | tr -d ' ')
+ablate thresholds-harder "--log-thresholds=$harder"
 echo "$harder" >"$out/ablation-thresholds-harder.value"
 
 $ps bench --model "$model" -o "$out/bench" | tee "$out/bench.txt"

@@ -54,6 +54,10 @@ pub struct EvalArgs {
     /// Seed of the degradation (per file, as `patchscaler degrade`) and of sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Keep PatchScaler's output where the LR has no structure (flat, smooth
+    /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
+    #[arg(long)]
+    pub no_detail_gate: bool,
     #[arg(long, env = "PATCHSCALER_MODEL")]
     pub model: Option<PathBuf>,
     #[arg(long)]
@@ -88,6 +92,9 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     let (pgs, uniform) = a.pgs.plans(&model)?;
     let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
     opts.seed = a.seed;
+    if a.no_detail_gate {
+        opts.detail_gate = None;
+    }
     opts.max_batch = a.max_batch.max(1);
     opts.prompt = match a.prompt {
         PromptArg::Retrieved => PromptMode::Retrieved,

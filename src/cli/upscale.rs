@@ -42,6 +42,10 @@ pub struct UpscaleArgs {
     pub scale: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Keep PatchScaler's output where the LR has no structure (flat, smooth
+    /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
+    #[arg(long)]
+    pub no_detail_gate: bool,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
@@ -112,6 +116,9 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     };
     let mut opts = SamplingOptions::new(pgs, colorfix);
     opts.seed = a.seed;
+    if a.no_detail_gate {
+        opts.detail_gate = None;
+    }
     opts.max_batch = a.max_batch.max(1);
 
     let (inputs, mut failures) = expand_inputs(&a.inputs);

@@ -3,6 +3,7 @@
 //! merge -> D -> colour fix.
 
 pub mod coarse;
+pub mod detail_gate;
 pub mod options;
 pub mod prompt;
 pub mod qmap_image;
@@ -136,7 +137,19 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     let grid = PatchGrid::new(lh as usize, lw as usize, v as usize, opts.pgs.stride)?;
     let y0 = grid.extract(&y0_latent)?;
     let q = qmap(&log_conf, &grid)?;
-    let assignment = opts.pgs.assign(&q);
+    let mut assignment = opts.pgs.assign(&q);
+    if let Some(gate) = &opts.detail_gate {
+        // A patch whose output the gate replaces by bicubic everywhere needs
+        // no long trajectory: it goes to the easiest group.
+        let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
+        let m = gate.mask(lr, valid.0, valid.1)?.replication_pad2d([0, lw - valid.1, 0, lh - valid.0]);
+        let open = grid.extract(&m)?.amax([1i64, 2, 3].as_slice(), false).to_device(tch::Device::Cpu);
+        for (g, open) in assignment.iter_mut().zip(Vec::<f32>::try_from(open)?) {
+            if open == 0.0 {
+                *g = 0;
+            }
+        }
+    }
     let tokens = prompt::texture_tokens(model, &y0, opts)?;
     clock.lap("texture prompt");
 
@@ -180,6 +193,10 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     clock.lap("decode");
 
     let sr = opts.colorfix.apply(&sr, &bicubic)?.clamp(0.0, 1.0);
+    let sr = match &opts.detail_gate {
+        Some(gate) => gate.apply(&sr, &bicubic, lr)?,
+        None => sr,
+    };
     clock.lap("color fix");
 
     let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
@@ -244,7 +261,11 @@ pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Resul
         let dec = decode_tiled(&model.ae, &r.y_hr.to_kind(model.kind()), &opts.ae_tiles)?
             .to_kind(Kind::Float);
         let coarse = ((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
-        Ok(opts.colorfix.apply(&coarse, &r.bicubic)?.clamp(0.0, 1.0))
+        let coarse = opts.colorfix.apply(&coarse, &r.bicubic)?.clamp(0.0, 1.0);
+        match &opts.detail_gate {
+            Some(gate) => gate.apply(&coarse, &r.bicubic, lr),
+            None => Ok(coarse),
+        }
     })
 }
 

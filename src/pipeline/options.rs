@@ -3,6 +3,7 @@
 use crate::autoencoder::tiled::TileConfig;
 use crate::colorfix::ColorFix;
 use crate::pgs::groups::PgsConfig;
+use super::detail_gate::DetailGate;
 
 /// Where y0, the diffusion's shortcut start, comes from (paper Table 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct SamplingOptions {
     pub ae_tiles: TileConfig,
     pub y0: Y0Source,
     pub prompt: PromptMode,
+    /// Bicubic where the LR has no structure (see `detail_gate`); None: off.
+    pub detail_gate: Option<DetailGate>,
 }
 
 impl SamplingOptions {
@@ -44,6 +47,7 @@ impl SamplingOptions {
             ae_tiles: TileConfig::default(),
             y0: Y0Source::Coarse,
             prompt: PromptMode::Retrieved,
+            detail_gate: Some(DetailGate::default()),
         }
     }
 }

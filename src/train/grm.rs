@@ -27,10 +27,10 @@
 use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
 use super::lr_pairs::{degrade_batch, Pair, PairConfig, PairLoader};
 use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
-use crate::autoencoder::{legacy_key_map, AutoencoderKL};
+use crate::autoencoder::AutoencoderKL;
 use crate::grm::{ConfidenceLoss, Grm};
-use crate::model::files::{load_checked, save};
-use crate::model::loaded::{AE_FILE, GRM_FILE};
+use crate::model::files::save;
+use crate::model::loaded::GRM_FILE;
 use crate::pipeline::coarse::{coarse_latents, Coarse};
 use anyhow::{bail, Context, Result};
 use clap::Args;

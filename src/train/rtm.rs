@@ -16,7 +16,7 @@ use super::data::{ImageFolder, MANIFEST};
 use crate::autoencoder::AutoencoderKL;
 use crate::device::{device, DeviceArg};
 use crate::model::files::load_checked;
-use crate::model::loaded::{AE_FILE, CONFIG_FILE, RTM_FILE, TEXTURE_FILE};
+use crate::model::loaded::{CONFIG_FILE, RTM_FILE, TEXTURE_FILE};
 use crate::model::ModelConfig;
 use crate::texture::{Rtm, TextureClassifier};
 use anyhow::{bail, Context, Result};

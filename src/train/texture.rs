@@ -31,7 +31,7 @@ use crate::autoencoder::AutoencoderKL;
 use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
 use crate::model::files::{load_checked, save};
-use crate::model::loaded::{AE_FILE, GRM_FILE, RTM_FILE, TEXTURE_FILE};
+use crate::model::loaded::{GRM_FILE, RTM_FILE, TEXTURE_FILE};
 use crate::texture::classifier::l2_normalize;
 use crate::texture::{contrastive_loss, Rtm, TextureClassifier};
 use anyhow::{bail, Context, Result};
