@@ -12,10 +12,15 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// A tiny model made by `patchscaler init`, its zero-initialised Patch-DiT
+/// layers then perturbed so that the DiT and its prompt reach the output.
 fn tiny_model(dir: &Path) -> PathBuf {
     let p = dir.join("model");
     let o = bin().args(["init", "--preset", "tiny", "-o"]).arg(&p).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    let mut m = patchscaler::model::Model::load(&p, tch::Device::Cpu, None).unwrap();
+    m.perturb_zero_dit(0.05, 1);
+    m.save(&p, false).unwrap();
     p
 }
 
@@ -71,6 +76,32 @@ fn eval_reports_table_csv_with_true_means_and_figures() {
         let dims = image::image_dimensions(out.join("figures").join(name)).unwrap();
         assert_eq!(dims, (7 * w, h + 12), "{name}");
     }
+}
+
+/// The ablation flags reach the model: with a zero texture prompt the
+/// PatchScaler rows change, the bicubic rows do not.
+#[test]
+fn the_prompt_ablation_changes_the_patchscaler_result() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let hr = d.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    hr_image(&hr.join("a.png"), 76, 76);
+    let run = |extra: &[&str], out: &str| {
+        let out = d.path().join(out);
+        let o = bin().arg("eval").arg(&hr).arg("-o").arg(&out).arg("--model").arg(&model).args(extra).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let csv = std::fs::read_to_string(out.join("eval.csv")).unwrap();
+        let psnr = |method: &str| {
+            let row = csv.lines().find(|l| field(l, 0) == "a.png" && field(l, 1) == method).unwrap().to_string();
+            field(&row, 2).parse::<f64>().unwrap()
+        };
+        (psnr("bicubic"), psnr("patchscaler"))
+    };
+    let (bic, with) = run(&[], "with");
+    let (bic0, without) = run(&["--prompt", "zeros"], "without");
+    assert_eq!(bic, bic0);
+    assert!((with - without).abs() > 1e-4, "PSNR {with} with the prompt, {without} without");
 }
 
 #[test]

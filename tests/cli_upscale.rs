@@ -10,9 +10,12 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_patchscaler"))
 }
 
-/// A saved tiny model folder (random weights: the tests check plumbing).
+/// A saved tiny model folder (random weights: the tests check plumbing). Its
+/// zero-initialised Patch-DiT layers are perturbed, so that the DiT, the
+/// prompt and the per-patch indexing all reach the output.
 fn tiny_model(dir: &Path) -> PathBuf {
-    let m = Model::init(ModelConfig::tiny(), tch::Device::Cpu, 0).unwrap();
+    let mut m = Model::init(ModelConfig::tiny(), tch::Device::Cpu, 0).unwrap();
+    m.perturb_zero_dit(0.05, 0);
     let p = dir.join("model");
     m.save(&p, false).unwrap();
     p

@@ -72,9 +72,22 @@ impl CrossAttention {
 
     /// `x` (B, N, D) attends to `context` (B, M, Dc) -> (B, N, D).
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Tensor {
+        self.forward_kv(x, &self.keys_values(context))
+    }
+
+    /// Keys and values of `context` (B, M, Dc), heads split: (B, H, M, dh)
+    /// each. They depend on the prompt alone, so a sampler computes them once
+    /// per patch and reuses them for every step.
+    pub fn keys_values(&self, context: &Tensor) -> (Tensor, Tensor) {
+        let mut kv = split_heads(&self.kv.forward(context), 2, self.heads);
+        let v = kv.pop().expect("two chunks");
+        (kv.pop().expect("two chunks"), v)
+    }
+
+    /// [`Self::forward`] with the keys and values from [`Self::keys_values`].
+    pub fn forward_kv(&self, x: &Tensor, (k, v): &(Tensor, Tensor)) -> Tensor {
         let q = split_heads(&self.q.forward(x), 1, self.heads);
-        let kv = split_heads(&self.kv.forward(context), 2, self.heads);
-        self.proj.forward(&attend(&q[0], &kv[0], &kv[1]))
+        self.proj.forward(&attend(&q[0], k, v))
     }
 }
 

@@ -26,10 +26,15 @@ impl PromptAttention {
         }
     }
 
-    pub fn forward(&self, x: &Tensor, prompt: &Tensor) -> Tensor {
+    /// The prompt's keys and values (see [`CrossAttention::keys_values`]).
+    pub fn keys_values(&self, prompt: &Tensor) -> (Tensor, Tensor) {
+        self.cross_attn.keys_values(prompt)
+    }
+
+    pub fn forward(&self, x: &Tensor, prompt_kv: &(Tensor, Tensor)) -> Tensor {
         x + self
             .cross_attn
-            .forward(&nn::Module::forward(&self.norm_ca, x), prompt)
+            .forward_kv(&nn::Module::forward(&self.norm_ca, x), prompt_kv)
     }
 }
 
@@ -58,9 +63,10 @@ impl DitBlock {
         }
     }
 
-    /// `x` (B, N, D) tokens, `c` (B, D) condition, `prompt` (B, M, D) tokens
-    /// for blocks built with cross-attention (ignored otherwise).
-    pub fn forward(&self, x: &Tensor, c: &Tensor, prompt: Option<&Tensor>) -> Tensor {
+    /// `x` (B, N, D) tokens, `c` (B, D) condition, `prompt` the keys and
+    /// values of the prompt tokens ([`PromptAttention::keys_values`]) for
+    /// blocks built with cross-attention (ignored otherwise).
+    pub fn forward(&self, x: &Tensor, c: &Tensor, prompt: Option<&(Tensor, Tensor)>) -> Tensor {
         let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp] =
             &self.ada_ln.forward(c)[..]
         else {

@@ -57,14 +57,32 @@ impl PatchDiT {
         self.texture_encoder.forward(priors, sims)
     }
 
+    /// Every block's cross-attention keys and values for prompt `tokens`
+    /// (B, M, D) from [`Self::encode_texture`]. Like the tokens they do not
+    /// depend on t: a sampler computes them once per batch of patches instead
+    /// of at every step (they are about a third of a step's FLOPs).
+    pub fn prompt_kv(&self, tokens: &Tensor) -> PromptKv {
+        PromptKv(
+            self.blocks
+                .iter()
+                .map(|b| b.prompt.as_ref().expect("Patch-DiT blocks have a prompt").keys_values(tokens))
+                .collect(),
+        )
+    }
+
     /// Predicted noise (B, c, V, V) for the noisy patch `y_t`, the coarse
     /// GRM patch `y0` (both (B, c, V, V)), original timesteps `t` (B, float)
     /// and prompt `tokens` from [`Self::encode_texture`].
     pub fn forward(&self, y_t: &Tensor, y0: &Tensor, t: &Tensor, tokens: &Tensor) -> Tensor {
+        self.forward_kv(y_t, y0, t, &self.prompt_kv(tokens))
+    }
+
+    /// [`Self::forward`] with the prompt's keys and values from [`Self::prompt_kv`].
+    pub fn forward_kv(&self, y_t: &Tensor, y0: &Tensor, t: &Tensor, prompt: &PromptKv) -> Tensor {
         let mut x = self.x_embedder.forward(&Tensor::cat(&[y_t, y0], 1)) + &self.pos_embed;
         let c = self.t_embedder.forward(t);
-        for block in &self.blocks {
-            x = block.forward(&x, &c, Some(tokens));
+        for (block, kv) in self.blocks.iter().zip(&prompt.0) {
+            x = block.forward(&x, &c, Some(kv));
         }
         unpatchify(
             &self.final_layer.forward(&x, &c),
@@ -73,3 +91,8 @@ impl PatchDiT {
         )
     }
 }
+
+/// Cross-attention keys and values of a batch's texture prompt, one
+/// (k, v) pair of (B, H, M, dh) per block.
+#[derive(Debug)]
+pub struct PromptKv(Vec<(Tensor, Tensor)>);

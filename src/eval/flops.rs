@@ -13,8 +13,9 @@ use tch::nn::VarStore;
 pub struct StageFlops {
     pub encode: f64,
     pub grm: f64,
-    /// Texture classifier key + similarity-aware texture encoder, per patch
-    /// (both run once per patch, not per step).
+    /// Texture classifier key, similarity-aware texture encoder and the
+    /// prompt's cross-attention keys and values, per patch (all run once per
+    /// patch, not per step).
     pub prompt_per_patch: f64,
     /// One Patch-DiT evaluation of one patch.
     pub dit_per_evaluation: f64,
@@ -117,14 +118,16 @@ fn classifier_flops(vs: &VarStore, v: f64) -> f64 {
     2.0 * (total + proj)
 }
 
-/// Patch-DiT per evaluation (`texture_encoder` false) or its texture encoder
-/// once per patch (true). N tokens per patch, K priors of N tokens each.
-fn dit_flops(vs: &VarStore, input: i64, patch: i64, k: i64, texture_encoder: bool) -> f64 {
+/// Patch-DiT per evaluation (`texture_encoder` false) or what runs once per
+/// patch (true): the texture encoder and the prompt's cross-attention keys
+/// and values. N tokens per patch, K priors of N tokens each.
+fn dit_flops(vs: &VarStore, input: i64, patch: i64, k: i64, per_patch: bool) -> f64 {
     let n = ((input / patch) * (input / patch)) as f64;
     let k = k as f64;
     let mut macs = 0.0;
     for (name, t) in vs.variables() {
-        if name.starts_with("texture_encoder.") != texture_encoder {
+        let texture_encoder = name.starts_with("texture_encoder.");
+        if (texture_encoder || name.contains("cross_attn.kv")) != per_patch {
             continue;
         }
         let s = t.size();

@@ -8,6 +8,7 @@ use crate::autoencoder::{legacy_key_map, AutoencoderKL};
 use crate::dit::model::PatchDiT;
 use crate::grm::unet::Grm;
 use crate::texture::classifier::TextureClassifier;
+use crate::texture::config::TextureConfig;
 use crate::texture::rtm::Rtm;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,25 @@ impl Model {
     /// A freshly initialised model (training starts here; tests use it).
     /// The RTM is filled with random latent patches until one is built.
     pub fn init(config: ModelConfig, device: Device, seed: i64) -> Result<Self> {
+        Self::build(config, device, seed, |classifier, t| {
+            let n = t.rtm_size.max(t.k);
+            let values = Tensor::randn(
+                [n, t.latent_channels, t.patch, t.patch],
+                (Kind::Float, device),
+            );
+            let provenance = (0..n).map(|i| format!("random init {i}")).collect();
+            tch::no_grad(|| Rtm::build(&values, classifier, n, seed as u64, provenance))
+        })
+    }
+
+    /// Every part built from `config`, the RTM from `rtm` (given the
+    /// classifier and the texture config).
+    fn build(
+        config: ModelConfig,
+        device: Device,
+        seed: i64,
+        rtm: impl FnOnce(&TextureClassifier, &TextureConfig) -> Result<Rtm>,
+    ) -> Result<Self> {
         config.validate()?;
         tch::manual_seed(seed);
         let ae_vs = VarStore::new(device);
@@ -49,14 +69,7 @@ impl Model {
         let classifier = TextureClassifier::new(&texture_vs.root(), &config.texture)?;
         let dit_vs = VarStore::new(device);
         let dit = PatchDiT::new(&dit_vs.root(), &config.dit)?;
-        let t = &config.texture;
-        let n = t.rtm_size.max(t.k);
-        let values = Tensor::randn(
-            [n, t.latent_channels, t.patch, t.patch],
-            (Kind::Float, device),
-        );
-        let provenance = (0..n).map(|i| format!("random init {i}")).collect();
-        let rtm = tch::no_grad(|| Rtm::build(&values, &classifier, n, seed as u64, provenance))?;
+        let rtm = rtm(&classifier, &config.texture)?;
         Ok(Self {
             config,
             device,
@@ -89,9 +102,12 @@ impl Model {
             }
             None => dir.join(AE_FILE),
         };
-        // Built from the config, then every part overwritten from its file.
-        let mut m = Self::init(config, device, 0)?;
+        // Built from the config, then every part overwritten from its file;
+        // the RTM is read first, so no memory is built only to be replaced.
+        let rtm_file = dir.join(RTM_FILE);
         let mut problems = Vec::new();
+        let mut m = Self::build(config, device, 0, |_, _| Rtm::load(&rtm_file, device))
+            .with_context(|| format!("cannot load the model in {}", dir.display()))?;
         let mut note = |r: Result<()>| {
             if let Err(e) = r {
                 problems.push(format!("{e:#}"));
@@ -105,10 +121,6 @@ impl Model {
             &|_| None,
         ));
         note(load_checked(&mut m.dit_vs, &dir.join(DIT_FILE), &|_| None));
-        match Rtm::load(dir.join(RTM_FILE), device) {
-            Ok(rtm) => m.rtm = rtm,
-            Err(e) => problems.push(format!("{e:#}")),
-        }
         if !problems.is_empty() {
             bail!(
                 "cannot load the model in {}:\n{}",
@@ -151,6 +163,24 @@ impl Model {
         save(&self.dit_vs, &dir.join(DIT_FILE), half)?;
         self.rtm.save(&dir.join(RTM_FILE))?;
         Ok(())
+    }
+
+    /// Replaces every all-zero Patch-DiT tensor with N(0, std^2) values.
+    /// adaLN-Zero starts the DiT at an exact zero prediction, so in a fresh
+    /// model the prompt, the token indexing and the DiT itself cannot change
+    /// the output; tests perturb them so that a fault there fails a test.
+    pub fn perturb_zero_dit(&mut self, std: f64, seed: i64) {
+        tch::manual_seed(seed);
+        tch::no_grad(|| {
+            let mut vars: Vec<_> = self.dit_vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, mut t) in vars {
+                if t.abs().max().double_value(&[]) == 0.0 {
+                    let r = t.randn_like() * std;
+                    t.copy_(&r);
+                }
+            }
+        });
     }
 
     /// Runs the decoder, the texture classifier and Patch-DiT in `kind` (bf16:

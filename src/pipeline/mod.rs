@@ -11,6 +11,7 @@ pub mod qmap_image;
 pub use options::{PromptMode, SamplingOptions, Y0Source};
 
 use crate::autoencoder::tiled::{decode_tiled, encode_tiled};
+use crate::dit::model::PromptKv;
 use crate::model::Model;
 use crate::pgs::groups::qmap;
 use crate::pgs::patches::PatchGrid;
@@ -154,18 +155,22 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     clock.lap("texture prompt");
 
     let ac = cfg.diffusion.alphas_cumprod();
+    // The sampler runs every step of one batch before the next batch, so the
+    // prompt's cross-attention keys and values are computed once per batch.
+    let mut batch_kv: Option<(Vec<usize>, PromptKv)> = None;
     let mut denoise = |x_t: &Tensor, y0: &Tensor, t: &Tensor, idx: &[usize]| -> Tensor {
-        let index =
-            Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(dev);
-        let tok = tokens.index_select(0, &index);
+        let kv = match &batch_kv {
+            Some((cached, kv)) if cached == idx => kv,
+            _ => {
+                let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                    .to_device(dev);
+                let kv = model.dit.prompt_kv(&tokens.index_select(0, &index));
+                &batch_kv.insert((idx.to_vec(), kv)).1
+            }
+        };
         model
             .dit
-            .forward(
-                &x_t.to_kind(kind),
-                &y0.to_kind(kind),
-                &t.to_device(dev),
-                &tok,
-            )
+            .forward_kv(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), kv)
             .to_kind(Kind::Float)
     };
     let start = grid.extract(&noise_field(opts.seed, &y0_latent.size()))?;

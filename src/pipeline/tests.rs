@@ -6,8 +6,13 @@ use crate::model::{Model, ModelConfig};
 use crate::pgs::groups::PgsConfig;
 use tch::Device;
 
+/// The tiny model with its zero-initialised Patch-DiT layers perturbed, so
+/// that the DiT, the prompt and the per-patch token indexing all change the
+/// result (a fresh adaLN-Zero DiT predicts exactly zero).
 fn model() -> Model {
-    Model::init(ModelConfig::tiny(), Device::Cpu, 3).unwrap()
+    let mut m = Model::init(ModelConfig::tiny(), Device::Cpu, 3).unwrap();
+    m.perturb_zero_dit(0.05, 3);
+    m
 }
 
 fn image(h: i64, w: i64) -> Tensor {
@@ -64,16 +69,37 @@ fn all_hard_pgs_equals_uniform_bit_for_bit() {
 #[test]
 fn seed_decides_the_noise_and_batching_does_not() {
     let m = model();
-    let lr = image(16, 16);
+    let lr = image(16, 24);
     let mut opts = SamplingOptions::new(PgsConfig::paper(), ColorFix::None);
     opts.seed = 5;
-    let a = upscale(&m, &lr, &opts).unwrap().sr;
-    opts.max_batch = 1;
-    let b = upscale(&m, &lr, &opts).unwrap().sr;
-    assert!(a.equal(&b), "batch size changed the result");
+    let a = upscale(&m, &lr, &opts).unwrap();
+    assert!(a.assignment.len() > 2, "{} patches", a.assignment.len());
+    let a = a.sr;
+    // Batches of 1 and 2 cut the cached prompt keys and values per batch: a
+    // wrong index there hands a patch another patch's prompt.
+    for max_batch in [1, 2] {
+        opts.max_batch = max_batch;
+        let b = upscale(&m, &lr, &opts).unwrap().sr;
+        let d = (&a - &b).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "batches of {max_batch} changed the result by {d}");
+    }
     opts.seed = 6;
     let c = upscale(&m, &lr, &opts).unwrap().sr;
     assert!(!a.equal(&c), "a different seed gave the same image");
+}
+
+/// The texture prompt reaches the output: the paper's zero-prompt ablation
+/// must give a different image (it would not, were the prompt dropped).
+#[test]
+fn the_texture_prompt_changes_the_result() {
+    let m = model();
+    let lr = image(16, 24);
+    let mut opts = SamplingOptions::new(PgsConfig::paper(), ColorFix::None);
+    let with = upscale(&m, &lr, &opts).unwrap().sr;
+    opts.prompt = PromptMode::Zeros;
+    let without = upscale(&m, &lr, &opts).unwrap().sr;
+    let d = (&with - &without).abs().max().double_value(&[]);
+    assert!(d > 1e-3, "the prompt changed the output by only {d}");
 }
 
 #[test]

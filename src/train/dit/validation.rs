@@ -81,18 +81,18 @@ impl ValSet {
                 priors,
                 sims,
             } = &self.pairs;
-            let tokens = dit.encode_texture(priors, sims);
+            let kv = dit.prompt_kv(&dit.encode_texture(priors, sims));
             let n = self.len();
             let mut per_t = Vec::new();
             for &t in &VAL_TIMESTEPS {
                 let ts = Tensor::full([n], t, (Kind::Int64, x0.device()));
                 let x_t = q_sample(alphas_cumprod, x0, &ts, &self.noise)?;
-                let eps = dit.forward(&x_t, y0, &ts.to_kind(Kind::Float), &tokens);
+                let eps = dit.forward_kv(&x_t, y0, &ts.to_kind(Kind::Float), &kv);
                 per_t.push((format!("eps_mse_t{t}"), mse(&eps, &self.noise)));
             }
             let mean = per_t.iter().map(|(_, v)| v).sum::<f64>() / per_t.len() as f64;
             let ddim = DdimSampler::new(alphas_cumprod, SAMPLE_TAU, SAMPLE_STEPS)?;
-            let sampled = ddim.sample(y0, &self.noise, |x_t, t| dit.forward(x_t, y0, t, &tokens));
+            let sampled = ddim.sample(y0, &self.noise, |x_t, t| dit.forward_kv(x_t, y0, t, &kv));
             let mut out = vec![("eps_mse".to_string(), mean)];
             out.extend(per_t);
             out.push(("x0_mse_sampled".into(), mse(&sampled, x0)));
