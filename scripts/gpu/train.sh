@@ -95,11 +95,11 @@ stage() {
   fi
 }
 
-stage ae "${T_AE:-170}" $ps train ae --model "$work" --out "$runs/ae" "${common[@]}" "${ae[@]}" --lr 2e-4 --config scripts/gpu/ae.toml &&
-  stage grm "${T_GRM:-100}" $ps train grm --model "$work" --out "$runs/grm" "${common[@]}" "${grm[@]}" --lr 2e-4 --config scripts/gpu/grm.toml &&
-  stage texture "${T_TEXTURE:-25}" $ps train texture --model "$work" --out "$runs/texture" "${common[@]}" "${tex[@]}" --lr 5e-4 --config scripts/gpu/texture.toml &&
+stage ae "${T_AE:-250}" $ps train ae --model "$work" --out "$runs/ae" "${common[@]}" "${ae[@]}" --lr 2e-4 --config scripts/gpu/ae.toml &&
+  stage grm "${T_GRM:-60}" $ps train grm --model "$work" --out "$runs/grm" "${common[@]}" "${grm[@]}" --lr 2e-4 --config scripts/gpu/grm.toml &&
+  stage texture "${T_TEXTURE:-10}" $ps train texture --model "$work" --out "$runs/texture" "${common[@]}" "${tex[@]}" --lr 5e-4 --config scripts/gpu/texture.toml &&
   stage rtm 0 $ps train rtm --model "$work" --data "$data" --device "$DEVICE" "${rtm[@]}" &&
-  stage dit "${T_DIT:-150}" $ps train dit --model "$work" --out "$runs/dit" "${common[@]}" "${dit[@]}" --lr 2e-4 --config scripts/gpu/dit.toml &&
+  stage dit "${T_DIT:-100}" $ps train dit --model "$work" --out "$runs/dit" "${common[@]}" "${dit[@]}" --lr 2e-4 --config scripts/gpu/dit.toml &&
   stage calibrate 0 $ps calibrate --model "$work" --data "$data" --shares 0.5,0.25 --device "$DEVICE"
 
 # Checks of the GPU path on the result (or on the committed model).

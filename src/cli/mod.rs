@@ -1,5 +1,6 @@
 //! The `patchscaler` command line.
 
+pub mod batch;
 pub mod bench;
 pub mod calibrate;
 pub mod convert;
