@@ -43,7 +43,7 @@ fn upscales_x4_and_prints_a_summary_whose_counts_add_up() {
     rgb_image(24, 20).save(&inp).unwrap();
     let out = d.path().join("out.png");
     let qm = d.path().join("qmap.png");
-    let o = upscale(&model, &[inp.to_str().unwrap(), "-o", out.to_str().unwrap(), "--qmap", qm.to_str().unwrap()]);
+    let o = upscale(&model, &[inp.to_str().unwrap(), "-o", out.to_str().unwrap(), "--qmap", qm.to_str().unwrap(), "--verbose"]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     let img = image::open(&out).unwrap();
@@ -166,7 +166,7 @@ fn bad_inputs_get_one_clear_line_and_the_batch_goes_on() {
     for p in names {
         args.push(p.to_str().unwrap());
     }
-    args.extend(["-o", out.to_str().unwrap(), "--memory-limit", "64"]);
+    args.extend(["-o", out.to_str().unwrap(), "--memory-limit", "1024"]);
     let o = upscale(&model, &args);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -175,7 +175,7 @@ fn bad_inputs_get_one_clear_line_and_the_batch_goes_on() {
         (&corrupt, ""),
         (&truncated, ""),
         (&unsupported, "not a supported image format"),
-        (&big, "too large"),
+        (&big, "--memory-limit 1024"),
         (&missing, "no such file"),
     ] {
         let line = t.lines().find(|l| l.starts_with("error:") && l.contains(p.to_str().unwrap()));

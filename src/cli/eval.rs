@@ -80,7 +80,8 @@ pub struct EvalArgs {
     pub precision: Precision,
     #[arg(long, default_value_t = 64)]
     pub max_batch: usize,
-    #[arg(long)]
+    /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
 }
 

@@ -1,16 +1,18 @@
-//! `patchscaler upscale`: files and folders in, upscaled images out, one
-//! summary line per image, and every bad input reported without stopping
-//! the batch.
+//! `patchscaler upscale`: files and folders in, upscaled images out. The
+//! whole batch is checked first (`preflight`), then each image runs with a
+//! progress bar and ends in one summary line; a bad image costs one error
+//! line and the batch goes on; a tally closes the run.
 
 use super::presets::PgsFlags;
 use crate::colorfix::ColorFix;
-use crate::imageio::{load_image, save::save_image};
+use super::preflight::{self, Job};
+use super::progress_bar::{image_bar, progress_fn};
+use crate::imageio::{load::load_checked, save::save_image};
 use crate::model::Model;
 use crate::pipeline::{self, qmap_image::qmap_figure, SamplingOptions};
 use crate::resize::bicubic::upsample_bicubic;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
@@ -23,7 +25,12 @@ pub struct UpscaleArgs {
     /// Input images or folders of images.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output file (one input) or folder.
+    /// Output file or folder. A folder: an existing one, a path ending in /,
+    /// or (several inputs) a path without an extension. A file: one input and
+    /// a .png/.jpg/.jpeg/.webp/.tif/.tiff/.bmp name. Anything else is an
+    /// error. In a folder x.png becomes x_x4.png; inputs sharing a stem keep
+    /// their extension (x.jpg -> x_jpg_x4.png); the same file name from two
+    /// folders is refused (both named).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Model folder (model.toml + weights). Default: the shipped model.
@@ -56,14 +63,24 @@ pub struct UpscaleArgs {
     #[arg(long, value_enum)]
     pub colorfix: Option<ColorFixArg>,
     /// Patches per Patch-DiT call (memory bound; the result does not depend on it).
-    #[arg(long, default_value_t = 64)]
-    pub max_batch: usize,
-    /// Memory budget in MiB; larger images are refused before decoding.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch: u64,
+    /// Memory budget in MiB (default: 75 % of MemTotal in /proc/meminfo).
+    /// Images whose estimated peak (a fixed part plus a part per output
+    /// pixel, measured with the shipped model) exceeds it are refused before
+    /// the model loads.
+    #[arg(long, value_name = "MiB", default_value_t = super::memory::default_limit_mib(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
-    /// Intra-op CPU threads (default: libtorch's choice).
-    #[arg(long)]
+    /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print each image's patch groups, denoiser evaluations and stage times.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 pub use crate::device::{device, DeviceArg};
@@ -76,10 +93,6 @@ pub enum ColorFixArg {
     Adain,
     None,
 }
-
-/// Bytes of working memory per output pixel: about a dozen full-resolution
-/// f32 RGB buffers (bicubic, padded input, decoded, colour-fix levels).
-const BYTES_PER_OUTPUT_PIXEL: u64 = 64;
 
 /// Loads the model a run asks for, in the requested precision.
 pub fn load_model(
@@ -99,11 +112,40 @@ pub fn load_model(
 }
 
 pub fn run(a: UpscaleArgs) -> Result<i32> {
-    if let Some(t) = a.threads {
-        tch::set_num_threads(t);
-    }
     if !(a.scale > 0.0 && a.scale <= 16.0) {
         bail!("--scale {} is out of range (0, 16]", a.scale);
+    }
+    let plan = preflight::plan(&a.inputs, &a.output, a.qmap.as_deref(), a.scale, a.memory_limit)?;
+    for line in &plan.skipped {
+        eprintln!("error: {line}");
+    }
+    let mut tally = Tally { skipped: plan.skipped.len(), ..Tally::default() };
+    if !plan.jobs.is_empty() {
+        tally = upscale_all(&a, &plan.jobs, tally)?;
+    }
+    if !a.quiet {
+        println!("{tally}");
+    }
+    Ok(if tally.failed + tally.skipped > 0 { 1 } else { 0 })
+}
+
+/// Images finished, failed while computing, and refused by the preflight.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    done: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "done {}, failed {}, skipped {}", self.done, self.failed, self.skipped)
+    }
+}
+
+fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally) -> Result<Tally> {
+    if let Some(t) = a.threads {
+        tch::set_num_threads(t);
     }
     let dev = device(a.device)?;
     let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, a.precision)?;
@@ -119,68 +161,52 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     if a.no_detail_gate {
         opts.detail_gate = None;
     }
-    opts.max_batch = a.max_batch.max(1);
-
-    let (inputs, mut failures) = expand_inputs(&a.inputs);
-    let single_file = a.inputs.len() == 1
-        && inputs.len() == 1
-        && a.inputs[0].is_file()
-        && has_image_ext(&a.output);
-    let max_pixels = a.memory_limit.saturating_mul(1 << 20)
-        / BYTES_PER_OUTPUT_PIXEL
-        / ((a.scale.max(4.0) * a.scale.max(4.0)) as u64);
-    let bar = ProgressBar::new(inputs.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").unwrap());
-    for input in &inputs {
-        bar.set_message(input.display().to_string());
-        let out = if single_file {
-            a.output.clone()
-        } else {
-            output_in(&a.output, input, a.scale)
-        };
-        let qmap = a.qmap.as_ref().map(|q| {
-            if single_file {
-                q.clone()
-            } else {
-                q.join(format!("{}_qmap.png", stem(input)))
+    opts.max_batch = a.max_batch as usize;
+    let inputs: Vec<PathBuf> = jobs.iter().map(|j| j.input.clone()).collect();
+    for (i, job) in jobs.iter().enumerate() {
+        let bar = image_bar(i, jobs.len(), &job.input, !a.quiet);
+        opts.progress = Some(progress_fn(&bar));
+        let result = upscale_one(&model, job, &opts, a.scale, a.memory_limit, &inputs);
+        bar.finish_and_clear();
+        match result {
+            Ok(done) => {
+                tally.done += 1;
+                if a.verbose {
+                    println!("{}", done.detailed);
+                } else if !a.quiet {
+                    println!("{}", done.compact);
+                }
             }
-        });
-        match upscale_one(
-            &model,
-            input,
-            &out,
-            qmap.as_deref(),
-            &opts,
-            a.scale,
-            max_pixels,
-            &inputs,
-        ) {
-            // suspend, not println: a hidden bar (stderr not a terminal) drops println.
-            Ok(line) => bar.suspend(|| println!("{line}")),
             Err(e) => {
-                bar.suspend(|| eprintln!("error: {e:#}"));
-                failures += 1;
+                eprintln!("error: {e:#}");
+                tally.failed += 1;
             }
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(tally)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The two summaries of one finished image: the default's and --verbose's.
+struct Done {
+    compact: String,
+    detailed: String,
+}
+
 fn upscale_one(
     model: &Model,
-    input: &Path,
-    out: &Path,
-    qmap: Option<&Path>,
+    job: &Job,
     opts: &SamplingOptions,
     scale: f64,
-    max_pixels: u64,
+    limit_mib: u64,
     inputs: &[PathBuf],
-) -> Result<String> {
+) -> Result<Done> {
+    let (input, out) = (job.input.as_path(), job.output.as_path());
     let start = Instant::now();
-    let img = load_image(input, max_pixels)?;
+    // Checked again: the file may have changed since the preflight.
+    let img = load_checked(input, limit_mib.saturating_mul(1 << 20), |h| {
+        super::memory::check(h.width, h.height, scale, limit_mib)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))
+    })?;
     let (h, w) = (img.height(), img.width());
     let up =
         pipeline::upscale(model, &img.rgb, opts).with_context(|| format!("{}", input.display()))?;
@@ -191,7 +217,7 @@ fn upscale_one(
         None => None,
     };
     save_image(&sr, alpha.as_ref(), &img, out, inputs)?;
-    if let Some(q) = qmap {
+    if let Some(q) = &job.qmap {
         let fig = qmap_figure(&up);
         let like = crate::imageio::load::from_tensor(fig.shallow_clone(), q);
         save_image(&fig, None, &like, q, inputs)?;
@@ -209,74 +235,20 @@ fn upscale_one(
         .map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64()))
         .collect();
     let ratio = up.stats.evaluations as f64 / up.stats.uniform_evaluations.max(1) as f64;
-    Ok(format!(
-        "{} -> {}: {w}x{h} -> {ow}x{oh} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {:.2}s",
-        input.display(),
-        out.display(),
-        up.assignment.len(),
-        groups.join(" "),
-        up.stats.evaluations,
-        up.stats.uniform_evaluations,
-        ratio,
-        stages.join(", "),
-        start.elapsed().as_secs_f64()
-    ))
+    let total = start.elapsed().as_secs_f64();
+    let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", input.display(), out.display());
+    Ok(Done {
+        compact: format!("{head} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
+        detailed: format!(
+            "{head} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {total:.2}s",
+            up.assignment.len(),
+            groups.join(" "),
+            up.stats.evaluations,
+            up.stats.uniform_evaluations,
+            ratio,
+            stages.join(", "),
+        ),
+    })
 }
 
-const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"];
-
-fn has_image_ext(p: &Path) -> bool {
-    p.extension()
-        .map(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_lowercase().as_str()))
-        .unwrap_or(false)
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into())
-}
-
-fn output_in(dir: &Path, input: &Path, scale: f64) -> PathBuf {
-    let s = if scale.fract() == 0.0 {
-        format!("{}", scale as i64)
-    } else {
-        format!("{scale}")
-    };
-    dir.join(format!("{}_x{s}.png", stem(input)))
-}
-
-/// Files as given, and the image files inside given folders (sorted). A
-/// missing path is reported here and counted as a failure.
-pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
-    let mut out = Vec::new();
-    let mut failures = 0;
-    for p in inputs {
-        if p.is_dir() {
-            match std::fs::read_dir(p) {
-                Ok(rd) => {
-                    let mut files: Vec<PathBuf> = rd
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|f| f.is_file() && has_image_ext(f))
-                        .collect();
-                    files.sort();
-                    if files.is_empty() {
-                        eprintln!("error: {}: folder holds no images", p.display());
-                        failures += 1;
-                    }
-                    out.extend(files);
-                }
-                Err(e) => {
-                    eprintln!("error: {}: cannot list the folder: {e}", p.display());
-                    failures += 1;
-                }
-            }
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            eprintln!("error: {}: no such file", p.display());
-            failures += 1;
-        }
-    }
-    (out, failures)
-}
+pub use super::inputs::expand_inputs;

@@ -4,8 +4,8 @@
 //! tensor, because the model only restores colour: alpha is upscaled
 //! separately and the output is written back in the input's layout.
 
-use anyhow::{bail, Context, Result};
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use anyhow::{bail, Result};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -31,41 +31,111 @@ impl LoadedImage {
     }
 }
 
-/// Decodes `path`, refusing images whose pixel count exceeds `max_pixels`
-/// before any pixel is decoded (a decompression bomb must not exhaust memory).
-pub fn load_image(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
+/// What an image file's header says, read without decoding a pixel: enough
+/// to refuse it (size, colour type) before any work starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub color: ColorType,
+}
+
+/// Opens `path` and reads its header; the decoder may allocate at most
+/// `max_alloc` bytes. Every error names the file.
+fn open_decoder(path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDecoder>)> {
+    let meta = std::fs::metadata(path).map_err(|e| super::io_error(path, &e))?;
     if meta.is_dir() {
         bail!("{}: is a folder, not an image", path.display());
     }
     if meta.len() == 0 {
         bail!("{}: the file is empty", path.display());
     }
-    let reader = ImageReader::open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?
+    let mut reader = ImageReader::open(path)
+        .map_err(|e| super::io_error(path, &e))?
         .with_guessed_format()
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    if reader.format().is_none() {
+        .map_err(|e| super::io_error(path, &e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    reader.limits(limits);
+    let Some(format) = reader.format() else {
         bail!("{}: not a supported image format (PNG, JPEG, WebP, TIFF, BMP, ...)", path.display());
+    };
+    let decoder = reader.into_decoder().map_err(|e| decode_error(path, e))?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        bail!("{}: the image has zero size ({width}x{height})", path.display());
     }
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| anyhow::anyhow!("{}: cannot decode: {e}", path.display()))?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 {
-        bail!("{}: the image has zero size ({w}x{h})", path.display());
-    }
-    if (w as u64) * (h as u64) > max_pixels {
-        bail!(
-            "{}: {w}x{h} is too large for the memory limit ({} input pixels at most; raise --memory-limit)",
-            path.display(),
-            max_pixels
-        );
+    let header = Header { format, width, height, color: decoder.color_type() };
+    Ok((header, Box::new(decoder)))
+}
+
+/// The decoder's own complaint, as one line naming the file (some decoders'
+/// messages span lines).
+fn decode_error(path: &Path, e: image::ImageError) -> anyhow::Error {
+    let what = match &e {
+        image::ImageError::Limits(_) => {
+            return anyhow::anyhow!(
+                "{}: too large: decoding it needs more memory than the limit allows (--memory-limit)",
+                path.display()
+            )
+        }
+        image::ImageError::Unsupported(_) => "unsupported",
+        _ => "truncated or corrupt",
+    };
+    let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    anyhow::anyhow!("{}: {what}: {detail}", path.display())
+}
+
+/// Decodes every pixel of `path` after `admit` accepted its header (e.g. the
+/// memory limit: a decompression bomb must be refused before it is decoded),
+/// and refuses a file whose data ends early even where the decoder would
+/// quietly fill the missing part (JPEG: grey). The decoder itself may
+/// allocate at most `max_alloc` bytes.
+pub fn decode_checked(
+    path: &Path,
+    max_alloc: u64,
+    admit: impl FnOnce(&Header) -> Result<()>,
+) -> Result<(Header, DynamicImage)> {
+    let (header, mut decoder) = open_decoder(path, max_alloc)?;
+    admit(&header)?;
+    if header.format == ImageFormat::Jpeg {
+        let bytes = std::fs::read(path).map_err(|e| super::io_error(path, &e))?;
+        if !super::integrity::jpeg_is_complete(&bytes) {
+            bail!("{}: truncated or corrupt (the JPEG data ends before its end marker)", path.display());
+        }
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder)
-        .map_err(|e| anyhow::anyhow!("{}: corrupt or truncated image: {e}", path.display()))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, e))?;
     img.apply_orientation(orientation);
+    Ok((header, img))
+}
+
+/// `decode_checked`, as the tensors the pipeline takes.
+pub fn load_checked(
+    path: &Path,
+    max_alloc: u64,
+    admit: impl FnOnce(&Header) -> Result<()>,
+) -> Result<LoadedImage> {
+    let (_, img) = decode_checked(path, max_alloc, admit)?;
+    Ok(to_loaded(img, path))
+}
+
+/// Decodes `path`, refusing images whose pixel count exceeds `max_pixels`
+/// before any pixel is decoded (a decompression bomb must not exhaust memory).
+pub fn load_image(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
+    // RGBA16 is the widest layout the decoders produce: 8 bytes a pixel.
+    let max_alloc = max_pixels.saturating_mul(8).max(512 << 20);
+    let (_, img) = decode_checked(path, max_alloc, |h| {
+        let (w, h) = (h.width, h.height);
+        if (w as u64) * (h as u64) > max_pixels {
+            bail!(
+                "{}: {w}x{h} is too large ({max_pixels} input pixels at most)",
+                path.display()
+            );
+        }
+        Ok(())
+    })?;
     Ok(to_loaded(img, path))
 }
 

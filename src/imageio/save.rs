@@ -3,7 +3,7 @@
 
 use super::LoadedImage;
 use anyhow::{bail, Context, Result};
-use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
+use image::{ColorType, DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -19,15 +19,90 @@ pub fn save_image(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, out:
     if inputs.iter().any(|i| same_file(i, out)) {
         bail!("{}: refusing to overwrite an input image", out.display());
     }
-    let format = ImageFormat::from_path(out)
-        .with_context(|| format!("{}: unknown output extension (use .png, .jpg, .webp or .tiff)", out.display()))?;
-    let img = to_dynamic(rgb, alpha, like, format);
+    let format = output_format(out)?;
+    let wanted = Layout { gray: like.gray, alpha: alpha.is_some(), wide: like.sixteen_bit };
+    let layout = wanted.storable_in(format, out)?;
+    let img = to_dynamic(rgb, alpha, layout);
     let suffix = format!(".{}", out.extension().unwrap_or_default().to_string_lossy());
     let tmp = crate::atomic::temp_file_in(crate::atomic::parent_dir(out), &suffix)?;
     img.save_with_format(tmp.path(), format)
         .with_context(|| format!("{}: cannot encode the output", out.display()))?;
     tmp.persist(out).map_err(|e| anyhow::anyhow!("{}: cannot move the output into place: {}", out.display(), e.error))?;
     Ok(())
+}
+
+/// The output extensions the tool writes, as `--help` and errors list them.
+pub const OUTPUT_EXTS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"];
+
+/// The format an output path's extension asks for; anything else is an error
+/// listing the extensions that work.
+pub fn output_format(out: &Path) -> Result<ImageFormat> {
+    let ext = out.extension().map(|e| e.to_string_lossy().to_lowercase());
+    match ext.as_deref() {
+        Some(e) if OUTPUT_EXTS.contains(&e) => Ok(ImageFormat::from_extension(e).expect("a listed extension")),
+        Some(e) => bail!("{}: unknown output extension .{e} (use one of .{})", out.display(), OUTPUT_EXTS.join(", .")),
+        None => bail!("{}: no output extension (use one of .{})", out.display(), OUTPUT_EXTS.join(", .")),
+    }
+}
+
+/// An output's channel layout: the input's, as far as the format can store it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub gray: bool,
+    pub alpha: bool,
+    /// 16 bits per channel.
+    pub wide: bool,
+}
+
+impl Layout {
+    /// The layout an input of colour type `c` asks for.
+    pub fn of(c: ColorType) -> Self {
+        Self { gray: !c.has_color(), alpha: c.has_alpha(), wide: c.bytes_per_pixel() / c.channel_count() >= 2 }
+    }
+
+    fn color_type(self) -> ColorType {
+        match (self.gray, self.alpha, self.wide) {
+            (true, false, false) => ColorType::L8,
+            (true, true, false) => ColorType::La8,
+            (false, false, false) => ColorType::Rgb8,
+            (false, true, false) => ColorType::Rgba8,
+            (true, false, true) => ColorType::L16,
+            (true, true, true) => ColorType::La16,
+            (false, false, true) => ColorType::Rgb16,
+            (false, true, true) => ColorType::Rgba16,
+        }
+    }
+
+    /// The closest layout `format` can encode: JPEG drops alpha, only PNG
+    /// and TIFF keep 16 bits, and a gray+alpha image goes to a format without
+    /// that type (TIFF) as RGBA. Checked by encoding one pixel, so the answer
+    /// is the encoder's, found before any upscaling rather than after it.
+    pub fn storable_in(self, format: ImageFormat, out: &Path) -> Result<Layout> {
+        let base = Layout {
+            alpha: self.alpha && format != ImageFormat::Jpeg,
+            wide: self.wide && matches!(format, ImageFormat::Png | ImageFormat::Tiff),
+            ..self
+        };
+        let candidates = [base, Layout { gray: false, ..base }, Layout { gray: false, wide: false, ..base }];
+        candidates
+            .into_iter()
+            .find(|l| encodes(l.color_type(), format))
+            .with_context(|| format!("{}: {format:?} cannot store a {:?} image", out.display(), base.color_type()))
+    }
+}
+
+fn encodes(color: ColorType, format: ImageFormat) -> bool {
+    let img = match color {
+        ColorType::L8 => DynamicImage::ImageLuma8(ImageBuffer::new(1, 1)),
+        ColorType::La8 => DynamicImage::ImageLumaA8(ImageBuffer::new(1, 1)),
+        ColorType::Rgb8 => DynamicImage::ImageRgb8(ImageBuffer::new(1, 1)),
+        ColorType::Rgba8 => DynamicImage::ImageRgba8(ImageBuffer::new(1, 1)),
+        ColorType::L16 => DynamicImage::ImageLuma16(ImageBuffer::new(1, 1)),
+        ColorType::La16 => DynamicImage::ImageLumaA16(ImageBuffer::new(1, 1)),
+        ColorType::Rgb16 => DynamicImage::ImageRgb16(ImageBuffer::new(1, 1)),
+        _ => DynamicImage::ImageRgba16(ImageBuffer::new(1, 1)),
+    };
+    img.write_to(&mut std::io::Cursor::new(Vec::new()), format).is_ok()
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -37,18 +112,17 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, format: ImageFormat) -> DynamicImage {
+fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, layout: Layout) -> DynamicImage {
     let (h, w) = (rgb.size()[2], rgb.size()[3]);
-    let wide = like.sixteen_bit && matches!(format, ImageFormat::Png | ImageFormat::Tiff);
+    let wide = layout.wide;
     // Gray inputs come back gray through BT.601 luma, as image-rs converts.
-    let planes = if like.gray {
-        let y = rgb.narrow(1, 0, 1) * 0.299 + rgb.narrow(1, 1, 1) * 0.587 + rgb.narrow(1, 2, 1) * 0.114;
-        y
+    let planes = if layout.gray {
+        rgb.narrow(1, 0, 1) * 0.299 + rgb.narrow(1, 1, 1) * 0.587 + rgb.narrow(1, 2, 1) * 0.114
     } else {
         rgb.shallow_clone()
     };
     let planes = match alpha {
-        Some(a) if format != ImageFormat::Jpeg => Tensor::cat(&[planes, a.shallow_clone()], 1),
+        Some(a) if layout.alpha => Tensor::cat(&[planes, a.shallow_clone()], 1),
         _ => planes,
     };
     let c = planes.size()[1];

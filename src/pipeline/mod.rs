@@ -5,10 +5,13 @@
 pub mod coarse;
 pub mod detail_gate;
 pub mod options;
+pub mod progress;
 pub mod prompt;
 pub mod qmap_image;
 
 pub use options::{PromptMode, SamplingOptions, Y0Source};
+pub use progress::{Progress, ProgressFn};
+use progress::Tracker;
 
 use crate::autoencoder::tiled::{decode_tiled, encode_tiled};
 use crate::dit::model::PromptKv;
@@ -75,7 +78,7 @@ pub fn restore(
         lr,
         opts,
         min_latent,
-        &mut Stopwatch::start(model.device),
+        &mut Stopwatch::start(model.device, Tracker::new(opts.progress.clone(), RESTORE_STAGES)),
     )
 }
 
@@ -118,7 +121,7 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     let cfg = &model.config;
     let dev = model.device;
     let kind = model.kind();
-    let mut clock = Stopwatch::start(dev);
+    let mut clock = Stopwatch::start(dev, Tracker::new(opts.progress.clone(), UPSCALE_STAGES));
     let v = opts.pgs.patch as i64;
     let Restored {
         bicubic,
@@ -151,10 +154,12 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
             }
         }
     }
+    let ac = cfg.diffusion.alphas_cumprod();
+    clock.progress.add_total(dit_calls(&assignment, opts, &ac)?);
     let tokens = prompt::texture_tokens(model, &y0, opts)?;
     clock.lap("texture prompt");
 
-    let ac = cfg.diffusion.alphas_cumprod();
+    let progress = &mut clock.progress;
     // The sampler runs every step of one batch before the next batch, so the
     // prompt's cross-attention keys and values are computed once per batch.
     let mut batch_kv: Option<(Vec<usize>, PromptKv)> = None;
@@ -168,10 +173,12 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
                 &batch_kv.insert((idx.to_vec(), kv)).1
             }
         };
-        model
+        let eps = model
             .dit
             .forward_kv(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), kv)
-            .to_kind(Kind::Float)
+            .to_kind(Kind::Float);
+        progress.tick("denoise");
+        eps
     };
     let start = grid.extract(&noise_field(opts.seed, &y0_latent.size()))?;
     let (x0, stats) = sample_groups(
@@ -225,20 +232,38 @@ pub fn noise_field(seed: u64, latent_size: &[i64]) -> Tensor {
     crate::pgs::sampler::patch_noise(seed, 0, latent_size)
 }
 
+/// Stages `restore` reports (bicubic, encode, grm) and the whole upscale's
+/// (those, texture prompt, merge, decode, colour fix) besides its DiT calls.
+const RESTORE_STAGES: u64 = 3;
+const UPSCALE_STAGES: u64 = RESTORE_STAGES + 4;
+
+/// Patch-DiT calls the sampler will make: per group, its batches times its steps.
+fn dit_calls(assignment: &[usize], opts: &SamplingOptions, ac: &[f64]) -> Result<u64> {
+    let mut calls = 0;
+    for (g, spec) in opts.pgs.groups.iter().enumerate() {
+        let members = assignment.iter().filter(|&&a| a == g).count();
+        let steps = crate::diffusion::DdimSampler::new(ac, spec.tau, spec.steps)?.num_steps();
+        calls += members.div_ceil(opts.max_batch.max(1)) as u64 * steps as u64;
+    }
+    Ok(calls)
+}
+
 /// Wall time per stage, in pipeline order. Each lap waits for the device
 /// first: CUDA work is queued asynchronously, and without the wait a stage's
 /// time would show up in whichever later stage first reads a value back.
 struct Stopwatch {
     device: tch::Device,
+    progress: Tracker,
     last: Instant,
     laps: Vec<(String, Duration)>,
 }
 
 impl Stopwatch {
-    fn start(device: tch::Device) -> Self {
+    fn start(device: tch::Device, progress: Tracker) -> Self {
         crate::device::synchronize(device);
         Self {
             device,
+            progress,
             last: Instant::now(),
             laps: Vec::new(),
         }
@@ -246,6 +271,7 @@ impl Stopwatch {
     fn lap(&mut self, name: &str) {
         crate::device::synchronize(self.device);
         self.laps.push((name.to_string(), self.last.elapsed()));
+        self.progress.tick(name);
         self.last = Instant::now();
     }
     fn record(&mut self, name: String, d: Duration) {

@@ -4,6 +4,7 @@ use crate::autoencoder::tiled::TileConfig;
 use crate::colorfix::ColorFix;
 use crate::pgs::groups::PgsConfig;
 use super::detail_gate::DetailGate;
+use super::progress::ProgressFn;
 
 /// Where y0, the diffusion's shortcut start, comes from (paper Table 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct SamplingOptions {
     pub prompt: PromptMode,
     /// Bicubic where the LR has no structure (see `detail_gate`); None: off.
     pub detail_gate: Option<DetailGate>,
+    /// Called after every stage and every Patch-DiT call (see `progress`).
+    pub progress: Option<ProgressFn>,
 }
 
 impl SamplingOptions {
@@ -48,6 +51,7 @@ impl SamplingOptions {
             y0: Y0Source::Coarse,
             prompt: PromptMode::Retrieved,
             detail_gate: Some(DetailGate::default()),
+            progress: None,
         }
     }
 }

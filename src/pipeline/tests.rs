@@ -250,3 +250,26 @@ fn restore_matches_coarse_latents() {
     assert!((&r.y_hr - &c.y_hr).abs().max().double_value(&[]) < 1e-5);
     assert!((&r.bicubic - &c.bicubic).abs().max().double_value(&[]) < 1e-6);
 }
+
+/// Progress reaches its total exactly once, after every stage and every
+/// Patch-DiT call, and never goes backwards: the CLI's bar and ETA rely on it.
+#[test]
+fn progress_counts_every_stage_and_dit_call() {
+    use std::sync::{Arc, Mutex};
+    let m = model();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let mut opts = SamplingOptions::new(PgsConfig::paper(), ColorFix::Wavelet);
+    opts.max_batch = 2;
+    let sink = seen.clone();
+    opts.progress = Some(ProgressFn::new(move |p| sink.lock().unwrap().push(p.clone())));
+    let up = upscale(&m, &image(12, 16), &opts).unwrap();
+    let seen = seen.lock().unwrap();
+    let dit = seen.iter().filter(|p| p.stage == "denoise").count();
+    let batches: usize = up.stats.patches_per_group.iter().map(|n| n.div_ceil(2)).sum();
+    assert!(dit >= batches && dit > 0, "{dit} DiT calls for {batches} batches");
+    assert_eq!(seen.len() as u64, UPSCALE_STAGES + dit as u64);
+    let last = seen.last().unwrap();
+    assert_eq!((last.done, last.total), (seen.len() as u64, seen.len() as u64));
+    assert!(seen.windows(2).all(|w| w[1].done == w[0].done + 1 && w[1].total >= w[0].total));
+    assert!(seen[3..].iter().all(|p| p.total == last.total), "the total must be known from the first DiT call");
+}
