@@ -59,7 +59,9 @@ impl Shard {
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Done,
-    Skipped,
+    /// Its outputs were there already (`--skip-existing`).
+    Exists,
+    /// Refused by the preflight or failed while computing; see `error`.
     Failed,
 }
 

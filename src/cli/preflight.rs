@@ -5,6 +5,7 @@
 //! colour type, and folders that can be written. A problem costs one line
 //! naming the image, seconds after the start rather than after the upscale.
 
+use super::batch::Shard;
 use super::inputs::collect_inputs;
 use super::memory;
 use super::outputs::{output_stems, resolve, scale_suffix, Target};
@@ -12,7 +13,7 @@ use crate::imageio::load::{decode_checked, Header};
 use crate::imageio::save::{output_format, Layout};
 use crate::imageio::io_error;
 use anyhow::{anyhow, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// One image to upscale and where its results go.
@@ -23,11 +24,30 @@ pub struct Job {
     pub qmap: Option<PathBuf>,
 }
 
-/// The jobs that passed, and one line per input (or path) that did not.
+/// The jobs that passed; those whose outputs exist already
+/// (`--skip-existing`); one line per input (or path) that did not pass.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub jobs: Vec<Job>,
-    pub skipped: Vec<String>,
+    pub existing: Vec<Job>,
+    pub skipped: Vec<Skip>,
+}
+
+/// A refusal: the input it concerns (none for a path that yields no image)
+/// and the one line that says why.
+#[derive(Debug)]
+pub struct Skip {
+    pub input: Option<PathBuf>,
+    pub error: String,
+}
+
+/// Which share of the batch this process does (see `batch`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Share {
+    pub shard: Option<Shard>,
+    /// Leave out jobs whose outputs all exist (outputs are renamed into
+    /// place only when complete, so an existing one is a finished one).
+    pub skip_existing: bool,
 }
 
 /// The per-image part: header, memory limit, and a full decode (the data
@@ -40,9 +60,21 @@ pub fn check_input(path: &Path, scale: f64, limit_mib: u64) -> Result<Header> {
 }
 
 /// Plans the batch. An `-o`/`--qmap` that fits no rule is an error for the
-/// whole run; everything else is one skipped line per input.
-pub fn plan(given: &[PathBuf], output: &Path, qmap: Option<&Path>, scale: f64, limit_mib: u64) -> Result<Plan> {
-    let (inputs, mut skipped) = collect_inputs(given);
+/// whole run; everything else is one skipped line per input. Output names
+/// come from the whole list, so that every shard names an image as an
+/// unsharded run would; only this shard's inputs are then checked.
+pub fn plan(
+    given: &[PathBuf],
+    output: &Path,
+    qmap: Option<&Path>,
+    scale: f64,
+    limit_mib: u64,
+    share: Share,
+) -> Result<Plan> {
+    let (inputs, errors) = collect_inputs(given);
+    let mut skipped: Vec<Skip> = errors.into_iter().map(|error| Skip { input: None, error }).collect();
+    let mut existing = Vec::new();
+    let mine: Option<HashSet<PathBuf>> = share.shard.map(|s| s.select(&inputs).into_iter().collect());
     // By what was given, not what was found: a lone missing file keeps
     // its file-shaped -o and gets its own error line.
     let one_file = given.len() == 1 && !given[0].is_dir();
@@ -54,12 +86,18 @@ pub fn plan(given: &[PathBuf], output: &Path, qmap: Option<&Path>, scale: f64, l
     let mut taken: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut jobs = Vec::new();
     for (input, stem) in inputs.iter().zip(stems) {
+        if mine.as_ref().is_some_and(|m| !m.contains(input)) {
+            continue;
+        }
         let job = stem.map_err(anyhow::Error::msg).and_then(|stem| {
             let job = Job {
                 input: input.clone(),
                 output: place(&out, &format!("{stem}_x{}.png", scale_suffix(scale))),
                 qmap: qmap.as_ref().map(|q| place(q, &format!("{stem}_qmap.png"))),
             };
+            if share.skip_existing && std::iter::once(&job.output).chain(&job.qmap).all(|p| p.is_file()) {
+                return Ok(job);
+            }
             let header = check_input(input, scale, limit_mib)?;
             check_output(&job.output, Layout::of(header.color), &sources, &mut folders)?;
             if let Some(q) = &job.qmap {
@@ -80,12 +118,16 @@ pub fn plan(given: &[PathBuf], output: &Path, qmap: Option<&Path>, scale: f64, l
                 for p in std::iter::once(&job.output).chain(&job.qmap) {
                     taken.insert(normal(p), job.input.clone());
                 }
-                jobs.push(job);
+                if share.skip_existing && std::iter::once(&job.output).chain(&job.qmap).all(|p| p.is_file()) {
+                    existing.push(job);
+                } else {
+                    jobs.push(job);
+                }
             }
-            Err(e) => skipped.push(format!("{e:#}")),
+            Err(e) => skipped.push(Skip { input: Some(input.clone()), error: format!("{e:#}") }),
         }
     }
-    Ok(Plan { jobs, skipped })
+    Ok(Plan { jobs, existing, skipped })
 }
 
 fn place(target: &Target, name: &str) -> PathBuf {

@@ -5,7 +5,8 @@
 
 use super::presets::PgsFlags;
 use crate::colorfix::ColorFix;
-use super::preflight::{self, Job};
+use super::batch::{Manifest, Record, Shard, Status};
+use super::preflight::{self, Job, Share};
 use super::progress_bar::{image_bar, progress_fn};
 use crate::imageio::{load::load_checked, save::save_image};
 use crate::model::Model;
@@ -81,6 +82,19 @@ pub struct UpscaleArgs {
     /// Print each image's patch groups, denoiser evaluations and stage times.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Do only share I of N (counted from 0) of the input list sorted by
+    /// path: every N-th image from the I-th. For array jobs: SLURM's
+    /// SLURM_ARRAY_TASK_ID, Kubernetes' JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Leave out images whose outputs exist (outputs appear only when
+    /// complete, so a restarted job redoes at most the image it was on).
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Append one JSON line per image to this file: input, output, sizes,
+    /// patch groups, seconds, status (done, exists, failed), error.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 }
 
 pub use crate::device::{device, DeviceArg};
@@ -115,13 +129,25 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     if !(a.scale > 0.0 && a.scale <= 16.0) {
         bail!("--scale {} is out of range (0, 16]", a.scale);
     }
-    let plan = preflight::plan(&a.inputs, &a.output, a.qmap.as_deref(), a.scale, a.memory_limit)?;
-    for line in &plan.skipped {
-        eprintln!("error: {line}");
+    let share = Share { shard: a.shard, skip_existing: a.skip_existing };
+    let plan = preflight::plan(&a.inputs, &a.output, a.qmap.as_deref(), a.scale, a.memory_limit, share)?;
+    let mut manifest = a.manifest.as_deref().map(Manifest::open).transpose()?;
+    for s in &plan.skipped {
+        eprintln!("error: {}", s.error);
+        if let (Some(m), Some(input)) = (manifest.as_mut(), &s.input) {
+            let mut r = Record::new(input, None, Status::Failed);
+            r.error = Some(s.error.clone());
+            m.write(&r)?;
+        }
     }
-    let mut tally = Tally { skipped: plan.skipped.len(), ..Tally::default() };
+    for job in &plan.existing {
+        if let Some(m) = manifest.as_mut() {
+            m.write(&Record::new(&job.input, Some(&job.output), Status::Exists))?;
+        }
+    }
+    let mut tally = Tally { skipped: plan.skipped.len(), existing: plan.existing.len(), ..Tally::default() };
     if !plan.jobs.is_empty() {
-        tally = upscale_all(&a, &plan.jobs, tally)?;
+        tally = upscale_all(&a, &plan.jobs, tally, manifest.as_mut())?;
     }
     if !a.quiet {
         println!("{tally}");
@@ -129,21 +155,27 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     Ok(if tally.failed + tally.skipped > 0 { 1 } else { 0 })
 }
 
-/// Images finished, failed while computing, and refused by the preflight.
+/// Images finished, failed while computing, refused by the preflight, and
+/// left out because their outputs exist (`--skip-existing`).
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
     done: usize,
     failed: usize,
     skipped: usize,
+    existing: usize,
 }
 
 impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "done {}, failed {}, skipped {}", self.done, self.failed, self.skipped)
+        write!(f, "done {}, failed {}, skipped {}", self.done, self.failed, self.skipped)?;
+        if self.existing > 0 {
+            write!(f, ", already there {}", self.existing)?;
+        }
+        Ok(())
     }
 }
 
-fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally) -> Result<Tally> {
+fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Option<&mut Manifest>) -> Result<Tally> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t);
     }
@@ -166,8 +198,11 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally) -> Result<Tally>
     for (i, job) in jobs.iter().enumerate() {
         let bar = image_bar(i, jobs.len(), &job.input, !a.quiet);
         opts.progress = Some(progress_fn(&bar));
+        let start = Instant::now();
         let result = upscale_one(&model, job, &opts, a.scale, a.memory_limit, &inputs);
         bar.finish_and_clear();
+        let mut record = Record::new(&job.input, Some(&job.output), Status::Done);
+        record.seconds = start.elapsed().as_secs_f64();
         match result {
             Ok(done) => {
                 tally.done += 1;
@@ -176,20 +211,33 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally) -> Result<Tally>
                 } else if !a.quiet {
                     println!("{}", done.compact);
                 }
+                record.input_size = Some(done.input_size);
+                record.output_size = Some(done.output_size);
+                record.groups = done.groups;
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
                 tally.failed += 1;
+                record.status = Status::Failed;
+                record.output = None;
+                record.error = Some(format!("{e:#}"));
             }
+        }
+        if let Some(m) = manifest.as_deref_mut() {
+            m.write(&record)?;
         }
     }
     Ok(tally)
 }
 
-/// The two summaries of one finished image: the default's and --verbose's.
+/// The two summaries of one finished image (the default's and --verbose's)
+/// and what its manifest line records.
 struct Done {
     compact: String,
     detailed: String,
+    input_size: (i64, i64),
+    output_size: (i64, i64),
+    groups: Vec<(String, usize)>,
 }
 
 fn upscale_one(
@@ -238,6 +286,9 @@ fn upscale_one(
     let total = start.elapsed().as_secs_f64();
     let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", input.display(), out.display());
     Ok(Done {
+        input_size: (w, h),
+        output_size: (ow, oh),
+        groups: opts.pgs.groups.iter().map(|g| g.name.clone()).zip(up.stats.patches_per_group.iter().copied()).collect(),
         compact: format!("{head} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
         detailed: format!(
             "{head} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {total:.2}s",
