@@ -81,6 +81,15 @@ pub enum ColorFixArg {
 /// f32 RGB buffers (bicubic, padded input, decoded, colour-fix levels).
 const BYTES_PER_OUTPUT_PIXEL: u64 = 64;
 
+/// The most input pixels an image may have under a memory budget of
+/// `memory_limit_mib` MiB at output scale `scale` (`--memory-limit`; `serve`
+/// applies the same limit).
+pub(crate) fn max_input_pixels(memory_limit_mib: u64, scale: f64) -> u64 {
+    memory_limit_mib.saturating_mul(1 << 20)
+        / BYTES_PER_OUTPUT_PIXEL
+        / ((scale.max(4.0) * scale.max(4.0)) as u64)
+}
+
 /// Loads the model a run asks for, in the requested precision.
 pub fn load_model(
     model: Option<&Path>,
@@ -126,9 +135,7 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
         && inputs.len() == 1
         && a.inputs[0].is_file()
         && has_image_ext(&a.output);
-    let max_pixels = a.memory_limit.saturating_mul(1 << 20)
-        / BYTES_PER_OUTPUT_PIXEL
-        / ((a.scale.max(4.0) * a.scale.max(4.0)) as u64);
+    let max_pixels = max_input_pixels(a.memory_limit, a.scale);
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").unwrap());
     for input in &inputs {
@@ -168,8 +175,10 @@ pub fn run(a: UpscaleArgs) -> Result<i32> {
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
+/// One image to `out` (and its qmap figure to `qmap`); returns the summary
+/// line. `serve` calls it too, so its results equal this command's.
 #[allow(clippy::too_many_arguments)]
-fn upscale_one(
+pub(crate) fn upscale_one(
     model: &Model,
     input: &Path,
     out: &Path,
