@@ -11,11 +11,19 @@ want=()
 [ -x /usr/bin/chromium ] || want+=(chromium)
 [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
 [ ${#want[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "test_deps: not root or no apt-get; missing: ${want[*]}" >&2
+as_root=()
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root=(sudo -n); else
+    echo "test_deps: not root (and no password-less sudo); missing: ${want[*]}: the tests that need them will fail" >&2
+    exit 0
+  fi
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "test_deps: no apt-get; missing: ${want[*]}: the tests that need them will fail" >&2
   exit 0
 fi
 echo "test_deps: installing ${want[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null 2>&1 ||
-  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null; }
+"${as_root[@]}" apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null 2>&1 ||
+  { "${as_root[@]}" apt-get update -q >/dev/null 2>&1 && "${as_root[@]}" apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null; } ||
+  echo "test_deps: apt-get could not install ${want[*]}: the tests that need them will fail" >&2

@@ -20,5 +20,6 @@ pub mod nn;
 pub mod pgs;
 pub mod pipeline;
 pub mod resize;
+pub mod serve;
 pub mod texture;
 pub mod train;

@@ -47,6 +47,17 @@ pub fn needed_bytes(w: u32, h: u32, scale: f64) -> u64 {
     }
 }
 
+/// The most input pixels an image may have under `limit_mib` at `scale`:
+/// the inverse of [`needed_bytes`] (`serve` states and checks it up front).
+pub fn max_input_pixels(limit_mib: u64, scale: f64) -> u64 {
+    let s2 = scale.max(4.0) * scale.max(4.0);
+    let room = limit_mib.saturating_mul(1 << 20).saturating_sub(FIXED_BYTES) as f64;
+    let (b, t, tb) = (BYTES_PER_OUTPUT_PIXEL as f64, TILE_PIXELS as f64, TILE_BYTES_PER_PIXEL as f64);
+    // Past one tile the autoencoder's share is constant; below, it grows.
+    let out = if room >= t * (b + tb) { (room - t * tb) / b } else { room / (b + tb) };
+    (out / s2).floor() as u64
+}
+
 /// MiB, rounded up, for messages.
 pub fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)

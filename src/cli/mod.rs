@@ -13,6 +13,7 @@ pub mod outputs;
 pub mod preflight;
 pub mod progress_bar;
 pub mod presets;
+pub mod serve;
 pub mod train;
 pub mod upscale;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Time each stage in f32 and bf16, PGS against uniform; --tradeoff draws quality vs runtime.
     Bench(bench::BenchArgs),
+    /// A local web page: drop images, follow the queue, compare before/after, download.
+    Serve(serve::ServeArgs),
     /// Say what libtorch sees: CPU threads and ISA, CUDA devices with name and memory.
     Devices,
 }
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Devices => {
             crate::device::describe()
                 .iter()

@@ -232,15 +232,17 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
 
 /// The two summaries of one finished image (the default's and --verbose's)
 /// and what its manifest line records.
-struct Done {
-    compact: String,
-    detailed: String,
-    input_size: (i64, i64),
-    output_size: (i64, i64),
-    groups: Vec<(String, usize)>,
+pub(crate) struct Done {
+    pub compact: String,
+    pub detailed: String,
+    pub input_size: (i64, i64),
+    pub output_size: (i64, i64),
+    pub groups: Vec<(String, usize)>,
 }
 
-fn upscale_one(
+/// One image to its output (and its group figure to its qmap). `serve`
+/// calls it too, so the page's results are this command's bytes.
+pub(crate) fn upscale_one(
     model: &Model,
     job: &Job,
     opts: &SamplingOptions,
