@@ -29,6 +29,8 @@ ablate prompt-zeros --prompt zeros
 ablate y0-lr --y0 lr
 ablate thresholds-paper --thresholds 0.95,0.75
 ablate no-detail-gate --no-detail-gate
+# The detail gate on clean inputs too (README, "Detail gate").
+$ps eval "${val[@]}" "${common[@]}" --degrade bicubic --no-uniform --no-detail-gate -o "$out/bicubic-no-detail-gate" >"$out/bicubic-no-detail-gate.txt"
 # A plan with more hard patches: the thresholds that give 20 % simple, 30 % medium.
 harder=$($ps calibrate --model "$model" --data data/manifest.csv --shares 0.2,0.3 --dry-run | sed -n 's/^log thresholds[^:]*: //p' | tr -d ' ')
 ablate thresholds-harder "--log-thresholds=$harder"
