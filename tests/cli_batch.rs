@@ -3,23 +3,13 @@
 //! and restarted batch redo nothing it finished, `--manifest` records one
 //! JSON line per image.
 
-use patchscaler::model::{Model, ModelConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_patchscaler"))
-}
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let mut m = Model::init(ModelConfig::tiny(), tch::Device::Cpu, 0).unwrap();
-    m.perturb_zero_dit(0.05, 0);
-    let p = dir.join("model");
-    m.save(&p, false).unwrap();
-    p
-}
+mod common;
+use common::{bin, tiny_model};
 
 /// `n` small images in `dir`, named i0.png, i1.png, ...
 fn images(dir: &Path, n: usize, side: u32) -> Vec<PathBuf> {

@@ -2,33 +2,15 @@
 //! one test per row: bad flags, colliding and ill-formed outputs, broken
 //! inputs, and everything the preflight must catch before the model loads.
 
-use image::{ImageBuffer, LumaA, Rgb};
-use patchscaler::model::{Model, ModelConfig};
+use image::{ImageBuffer, LumaA};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_patchscaler"))
-}
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let mut m = Model::init(ModelConfig::tiny(), tch::Device::Cpu, 0).unwrap();
-    m.perturb_zero_dit(0.05, 0);
-    let p = dir.join("model");
-    m.save(&p, false).unwrap();
-    p
-}
-
-fn rgb_image(w: u32, h: u32) -> image::RgbImage {
-    ImageBuffer::from_fn(w, h, |x, y| Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) * 3 % 256) as u8]))
-}
+mod common;
+use common::{bin, rgb_image, text, tiny_model};
 
 fn upscale(model: &Path, args: &[&Path]) -> Output {
     bin().arg("upscale").arg("--model").arg(model).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn p(s: &str) -> &Path {

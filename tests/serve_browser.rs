@@ -10,6 +10,7 @@
 //! PATCHSCALER_SERVE_MODEL and PATCHSCALER_SERVE_IMAGE swap in another
 //! model and input (e.g. for the README's screenshot).
 
+mod common;
 mod serve_common;
 
 use fantoccini::{ClientBuilder, Locator};

@@ -1,6 +1,7 @@
 //! `patchscaler serve` over plain HTTP (no browser): limits, refusals,
 //! the job's events and images, and what a client leaves behind.
 
+mod common;
 mod serve_common;
 
 use serve_common::*;

@@ -2,35 +2,12 @@
 //! and a small HTTP client (multipart uploads, server-sent events).
 #![allow(dead_code)]
 
-use image::{ImageBuffer, Rgb};
-use patchscaler::model::{Model, ModelConfig};
+pub use crate::common::{bin, rgb_image, tiny_model};
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_patchscaler"))
-}
-
-/// A saved tiny model folder, as in `cli_upscale.rs`.
-pub fn tiny_model(dir: &Path) -> PathBuf {
-    let mut m = Model::init(ModelConfig::tiny(), tch::Device::Cpu, 0).unwrap();
-    m.perturb_zero_dit(0.05, 0);
-    let p = dir.join("model");
-    m.save(&p, false).unwrap();
-    p
-}
-
-pub fn rgb_image(w: u32, h: u32) -> image::RgbImage {
-    ImageBuffer::from_fn(w, h, |x, y| {
-        Rgb([
-            (x * 7 % 256) as u8,
-            (y * 5 % 256) as u8,
-            ((x + y) * 3 % 256) as u8,
-        ])
-    })
-}
 
 pub fn png_bytes(img: &image::RgbImage) -> Vec<u8> {
     let mut c = std::io::Cursor::new(Vec::new());
