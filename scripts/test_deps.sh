@@ -24,6 +24,6 @@ if ! command -v apt-get >/dev/null; then
 fi
 echo "test_deps: installing ${want[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null 2>&1 ||
-  { "${as_root[@]}" apt-get update -q >/dev/null 2>&1 && "${as_root[@]}" apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null; } ||
+"${as_root[@]}" apt-get install -y -q "${want[@]}" >/dev/null 2>&1 ||
+  { "${as_root[@]}" apt-get update -q >/dev/null 2>&1 && "${as_root[@]}" apt-get install -y -q "${want[@]}" >/dev/null; } ||
   echo "test_deps: apt-get could not install ${want[*]}: the tests that need them will fail" >&2
