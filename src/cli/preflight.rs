@@ -24,6 +24,18 @@ pub struct Job {
     pub qmap: Option<PathBuf>,
 }
 
+impl Job {
+    /// Every file the job writes: the output, then the qmap figure.
+    pub fn outputs(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.output).chain(&self.qmap)
+    }
+
+    /// All of them there already (renamed into place only when complete).
+    fn outputs_exist(&self) -> bool {
+        self.outputs().all(|p| p.is_file())
+    }
+}
+
 /// The jobs that passed; those whose outputs exist already
 /// (`--skip-existing`); one line per input (or path) that did not pass.
 #[derive(Debug, Default)]
@@ -53,10 +65,14 @@ pub struct Share {
 /// The per-image part: header, memory limit, and a full decode (the data
 /// must be whole). Every error names `path`. Never panics on any bytes.
 pub fn check_input(path: &Path, scale: f64, limit_mib: u64) -> Result<Header> {
-    let (header, _) = decode_checked(path, limit_mib.saturating_mul(1 << 20), |h| {
-        memory::check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow!("{}: {e}", path.display()))
-    })?;
+    let (header, _) = decode_checked(path, limit_mib.saturating_mul(1 << 20), admit(path, scale, limit_mib))?;
     Ok(header)
+}
+
+/// The header test an input passes before any pixel is decoded, here and
+/// again when it is computed (the file may have changed in between).
+pub fn admit(path: &Path, scale: f64, limit_mib: u64) -> impl FnOnce(&Header) -> Result<()> + '_ {
+    move |h| memory::check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Plans the batch. An `-o`/`--qmap` that fits no rule is an error for the
@@ -95,7 +111,7 @@ pub fn plan(
                 output: place(&out, &format!("{stem}_x{}.png", scale_suffix(scale))),
                 qmap: qmap.as_ref().map(|q| place(q, &format!("{stem}_qmap.png"))),
             };
-            if share.skip_existing && std::iter::once(&job.output).chain(&job.qmap).all(|p| p.is_file()) {
+            if share.skip_existing && job.outputs_exist() {
                 return Ok(job);
             }
             let header = check_input(input, scale, limit_mib)?;
@@ -106,7 +122,7 @@ pub fn plan(
                     anyhow::bail!("{}: -o and --qmap name the same file {}", input.display(), q.display());
                 }
             }
-            for p in std::iter::once(&job.output).chain(&job.qmap) {
+            for p in job.outputs() {
                 if let Some(other) = taken.get(&normal(p)) {
                     anyhow::bail!("{}: its output {} is also written for {}", input.display(), p.display(), other.display());
                 }
@@ -115,10 +131,10 @@ pub fn plan(
         });
         match job {
             Ok(job) => {
-                for p in std::iter::once(&job.output).chain(&job.qmap) {
+                for p in job.outputs() {
                     taken.insert(normal(p), job.input.clone());
                 }
-                if share.skip_existing && std::iter::once(&job.output).chain(&job.qmap).all(|p| p.is_file()) {
+                if share.skip_existing && job.outputs_exist() {
                     existing.push(job);
                 } else {
                     jobs.push(job);

@@ -181,15 +181,7 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
     }
     let dev = device(a.device)?;
     let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, a.precision)?;
-    let pgs = a.pgs.checked_plan(&model, a.uniform)?;
-    let colorfix = match a.colorfix {
-        Some(ColorFixArg::Wavelet) => ColorFix::Wavelet,
-        Some(ColorFixArg::Adain) => ColorFix::Adain,
-        Some(ColorFixArg::None) => ColorFix::None,
-        None => model.config.colorfix,
-    };
-    let mut opts = SamplingOptions::new(pgs, colorfix);
-    opts.seed = a.seed;
+    let mut opts = sampling_options(&model, &a.pgs, a.uniform, a.colorfix, a.seed)?;
     if a.no_detail_gate {
         opts.detail_gate = None;
     }
@@ -230,6 +222,27 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
     Ok(tally)
 }
 
+/// The sampling options for these plan flags, colour fix and seed (the
+/// model's colour fix where none is given). `serve` builds its jobs' options
+/// here too, so that the page's results are this command's bytes.
+pub(crate) fn sampling_options(
+    model: &Model,
+    pgs: &PgsFlags,
+    uniform: bool,
+    colorfix: Option<ColorFixArg>,
+    seed: u64,
+) -> Result<SamplingOptions> {
+    let colorfix = match colorfix {
+        Some(ColorFixArg::Wavelet) => ColorFix::Wavelet,
+        Some(ColorFixArg::Adain) => ColorFix::Adain,
+        Some(ColorFixArg::None) => ColorFix::None,
+        None => model.config.colorfix,
+    };
+    let mut opts = SamplingOptions::new(pgs.checked_plan(model, uniform)?, colorfix);
+    opts.seed = seed;
+    Ok(opts)
+}
+
 /// The two summaries of one finished image (the default's and --verbose's)
 /// and what its manifest line records.
 pub(crate) struct Done {
@@ -253,10 +266,7 @@ pub(crate) fn upscale_one(
     let (input, out) = (job.input.as_path(), job.output.as_path());
     let start = Instant::now();
     // Checked again: the file may have changed since the preflight.
-    let img = load_checked(input, limit_mib.saturating_mul(1 << 20), |h| {
-        super::memory::check(h.width, h.height, scale, limit_mib)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))
-    })?;
+    let img = load_checked(input, limit_mib.saturating_mul(1 << 20), preflight::admit(input, scale, limit_mib))?;
     let (h, w) = (img.height(), img.width());
     let up =
         pipeline::upscale(model, &img.rgb, opts).with_context(|| format!("{}", input.display()))?;
@@ -272,13 +282,9 @@ pub(crate) fn upscale_one(
         let like = crate::imageio::load::from_tensor(fig.shallow_clone(), q);
         save_image(&fig, None, &like, q, inputs)?;
     }
-    let groups: Vec<String> = opts
-        .pgs
-        .groups
-        .iter()
-        .zip(&up.stats.patches_per_group)
-        .map(|(g, n)| format!("{}={n}", g.name))
-        .collect();
+    let groups: Vec<(String, usize)> =
+        opts.pgs.groups.iter().map(|g| g.name.clone()).zip(up.stats.patches_per_group.iter().copied()).collect();
+    let group_counts: Vec<String> = groups.iter().map(|(g, n)| format!("{g}={n}")).collect();
     let stages: Vec<String> = up
         .timings
         .iter()
@@ -290,12 +296,12 @@ pub(crate) fn upscale_one(
     Ok(Done {
         input_size: (w, h),
         output_size: (ow, oh),
-        groups: opts.pgs.groups.iter().map(|g| g.name.clone()).zip(up.stats.patches_per_group.iter().copied()).collect(),
+        groups,
         compact: format!("{head} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
         detailed: format!(
             "{head} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {total:.2}s",
             up.assignment.len(),
-            groups.join(" "),
+            group_counts.join(" "),
             up.stats.evaluations,
             up.stats.uniform_evaluations,
             ratio,

@@ -117,6 +117,24 @@ pub fn patch_noise(seed: u64, index: usize, shape: &[i64]) -> Tensor {
     Tensor::from_slice(&values).view(shape).to_kind(Kind::Float)
 }
 
+/// How many times `sample_groups` will call the denoiser for this plan:
+/// per group, its batches times its steps (progress reports need the total
+/// before the first call).
+pub fn denoiser_calls(
+    assignment: &[usize],
+    cfg: &PgsConfig,
+    alphas_cumprod: &[f64],
+    max_batch: usize,
+) -> Result<usize> {
+    let mut calls = 0;
+    for (g, spec) in cfg.groups.iter().enumerate() {
+        let members = assignment.iter().filter(|&&a| a == g).count();
+        let steps = DdimSampler::new(alphas_cumprod, spec.tau, spec.steps)?.num_steps();
+        calls += members.div_ceil(max_batch.max(1)) * steps;
+    }
+    Ok(calls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +184,22 @@ mod tests {
             "simple group must not run the hard schedule"
         );
         assert_eq!(max_abs_diff(&x0.get(5), &hard.get(5)), 0.0);
+    }
+
+    #[test]
+    fn the_call_count_is_the_samplers() {
+        let assignment = [0, 2, 1, 2, 2, 0, 1, 1, 2, 0, 2];
+        let abar = DiffusionConfig::default().alphas_cumprod();
+        let (y0, noise) = (patch_noise(1, 0, &[11, 4, 8, 8]), patch_noise(2, 0, &[11, 4, 8, 8]));
+        for max_batch in [1, 3, 64] {
+            let mut calls = 0;
+            let mut counting = |x: &Tensor, y0: &Tensor, t: &Tensor, i: &[usize]| {
+                calls += 1;
+                toy(x, y0, t, i)
+            };
+            let _ = sample_groups(&y0, &noise, &assignment, &PgsConfig::paper(), &abar, max_batch, &mut counting).unwrap();
+            assert_eq!(denoiser_calls(&assignment, &PgsConfig::paper(), &abar, max_batch).unwrap(), calls);
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::dit::model::PromptKv;
 use crate::model::Model;
 use crate::pgs::groups::qmap;
 use crate::pgs::patches::PatchGrid;
-use crate::pgs::sampler::{sample_groups, SampleStats};
+use crate::pgs::sampler::{denoiser_calls, sample_groups, SampleStats};
 use crate::resize::bicubic::upsample_bicubic;
 use anyhow::Result;
 use std::time::{Duration, Instant};
@@ -155,7 +155,7 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
         }
     }
     let ac = cfg.diffusion.alphas_cumprod();
-    clock.progress.add_total(dit_calls(&assignment, opts, &ac)?);
+    clock.progress.add_total(denoiser_calls(&assignment, &opts.pgs, &ac, opts.max_batch)? as u64);
     let tokens = prompt::texture_tokens(model, &y0, opts)?;
     clock.lap("texture prompt");
 
@@ -236,17 +236,6 @@ pub fn noise_field(seed: u64, latent_size: &[i64]) -> Tensor {
 /// (those, texture prompt, merge, decode, colour fix) besides its DiT calls.
 const RESTORE_STAGES: u64 = 3;
 const UPSCALE_STAGES: u64 = RESTORE_STAGES + 4;
-
-/// Patch-DiT calls the sampler will make: per group, its batches times its steps.
-fn dit_calls(assignment: &[usize], opts: &SamplingOptions, ac: &[f64]) -> Result<u64> {
-    let mut calls = 0;
-    for (g, spec) in opts.pgs.groups.iter().enumerate() {
-        let members = assignment.iter().filter(|&&a| a == g).count();
-        let steps = crate::diffusion::DdimSampler::new(ac, spec.tau, spec.steps)?.num_steps();
-        calls += members.div_ceil(opts.max_batch.max(1)) as u64 * steps as u64;
-    }
-    Ok(calls)
-}
 
 /// Wall time per stage, in pipeline order. Each lap waits for the device
 /// first: CUDA work is queued asynchronously, and without the wait a stage's

@@ -9,7 +9,6 @@ use crate::cli::presets::PgsFlags;
 use crate::cli::preflight::Job;
 use crate::pipeline::progress::ProgressFn;
 use crate::cli::upscale::upscale_one;
-use crate::colorfix::ColorFix;
 use crate::imageio::{load_image, save::save_image};
 use crate::model::Model;
 use crate::pipeline::SamplingOptions;
@@ -29,11 +28,7 @@ pub fn sampling_options(model: &Model, req: &JobRequest) -> Result<SamplingOptio
         patch: None,
         stride: None,
     };
-    let pgs = flags.checked_plan(model, false)?;
-    let colorfix: ColorFix = model.config.colorfix;
-    let mut opts = SamplingOptions::new(pgs, colorfix);
-    opts.seed = req.seed;
-    Ok(opts)
+    crate::cli::upscale::sampling_options(model, &flags, false, None, req.seed)
 }
 
 /// Runs one job in a fresh folder under `tmp` (removed on return); returns
