@@ -8,9 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/env.sh"
-cd "$PS_ROOT"
-cargo build --release --quiet
-ps=target/release/patchscaler
+ps_release
 model=${1:-models/default}
 scale=${2:-1}
 only=${3:-ae grm texture dit}

@@ -14,3 +14,8 @@ if [ -z "${PATCHSCALER_CONFORMANCE:-}" ]; then
     if [ -d "$c" ]; then export PATCHSCALER_CONFORMANCE="$c"; break; fi
   done
 fi
+# For the measuring scripts: work from the root with a fresh release build,
+# the binary in $ps.
+ps_release() {
+  cd "$PS_ROOT" && cargo build --release --quiet && ps=target/release/patchscaler
+}

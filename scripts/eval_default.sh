@@ -7,9 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/env.sh"
-cd "$PS_ROOT"
-cargo build --release --quiet
-ps=target/release/patchscaler
+ps_release
 model=${1:-models/default}
 out=${2:-runs/eval}
 mkdir -p "$out"

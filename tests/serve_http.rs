@@ -12,12 +12,12 @@ use std::time::Duration;
 fn limits_and_bad_requests_get_one_line_errors() {
     let d = tempfile::tempdir().unwrap();
     let model = tiny_model(d.path());
-    // --memory-limit 590: 1102 input pixels at x4 by `memory::max_input_pixels`;
+    // --memory-limit 910: 1102 input pixels at x4 by `memory::max_input_pixels` (128 MiB kept for the qmap figure);
     // --max-upload-mib 1.
     let s = Server::start(
         &model,
         &d.path().join("tmp"),
-        &["--memory-limit", "590", "--max-upload-mib", "1"],
+        &["--memory-limit", "910", "--max-upload-mib", "1"],
     );
     let (st, ct, body) = get(&format!("{}/", s.url));
     assert_eq!(st, 200);

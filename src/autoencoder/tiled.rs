@@ -130,7 +130,7 @@ fn tile_starts(len: i64, tile: i64, overlap: i64) -> Vec<i64> {
 /// The neighbour's window is the mirror image, so the two sum to 1 on a
 /// regular grid, and every pixel has positive total weight also where the
 /// snapped last tile overlaps more.
-fn window(len: i64, overlap: i64, fade_in: bool, fade_out: bool, like: &Tensor) -> Tensor {
+pub(crate) fn window(len: i64, overlap: i64, fade_in: bool, fade_out: bool, like: &Tensor) -> Tensor {
     let ramp = |k: i64| {
         let t = ((k as f64 + 0.5) / overlap as f64 - 0.25) * 2.0;
         0.5 - 0.5 * (PI * t.clamp(0.0, 1.0)).cos()

@@ -114,7 +114,7 @@ pub fn plan(
             if share.skip_existing && job.outputs_exist() {
                 return Ok(job);
             }
-            let header = check_input(input, scale, limit_mib)?;
+            let header = check_input(input, scale, memory::usable_mib(limit_mib, job.qmap.is_some()))?;
             check_output(&job.output, Layout::of(header.color), &sources, &mut folders)?;
             if let Some(q) = &job.qmap {
                 check_output(q, Layout::of(image::ColorType::Rgb8), &sources, &mut folders)?;

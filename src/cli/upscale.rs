@@ -6,11 +6,12 @@
 use super::presets::PgsFlags;
 use crate::colorfix::ColorFix;
 use super::batch::{Manifest, Record, Shard, Status};
+use super::memory::{self, Fit};
 use super::preflight::{self, Job, Share};
 use super::progress_bar::{image_bar, progress_fn};
 use crate::imageio::{load::load_checked, save::save_image};
 use crate::model::Model;
-use crate::pipeline::{self, qmap_image::qmap_figure, SamplingOptions};
+use crate::pipeline::{self, qmap_image::{half_size, qmap_figure}, regions, SamplingOptions};
 use crate::resize::bicubic::upsample_bicubic;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -67,9 +68,10 @@ pub struct UpscaleArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch: u64,
     /// Memory budget in MiB (default: 75 % of MemTotal in /proc/meminfo).
-    /// Images whose estimated peak (a fixed part plus a part per output
-    /// pixel, measured with the shipped model) exceeds it are refused before
-    /// the model loads.
+    /// An image whose estimated peak (a fixed part plus a part per output
+    /// pixel, measured with the shipped model) exceeds it runs in as few
+    /// overlapping regions as fit; one that exceeds it even in the smallest
+    /// regions is refused before the model loads. --qmap keeps 128 MiB of it.
     #[arg(long, value_name = "MiB", default_value_t = super::memory::default_limit_mib(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
@@ -265,11 +267,23 @@ pub(crate) fn upscale_one(
 ) -> Result<Done> {
     let (input, out) = (job.input.as_path(), job.output.as_path());
     let start = Instant::now();
+    let limit_mib = memory::usable_mib(limit_mib, job.qmap.is_some());
     // Checked again: the file may have changed since the preflight.
     let img = load_checked(input, limit_mib.saturating_mul(1 << 20), preflight::admit(input, scale, limit_mib))?;
     let (h, w) = (img.height(), img.width());
+    let align = regions::alignment(model.config.scale, model.ae.downsample_factor(), opts.pgs.stride as i64);
+    let mut opts = opts.clone();
+    let (wu, hu) = (w as u32, h as u32);
+    let estimate = match memory::plan(wu, hu, scale, limit_mib, align) {
+        Ok(Fit::Whole) => memory::needed_bytes(wu, hu, scale),
+        Ok(Fit::Regions(tiles)) => {
+            opts.regions = Some(tiles);
+            memory::tiled_bytes(wu, hu, scale, &tiles, align)
+        }
+        Err(e) => bail!("{}: {e}", input.display()),
+    };
     let up =
-        pipeline::upscale(model, &img.rgb, opts).with_context(|| format!("{}", input.display()))?;
+        pipeline::upscale(model, &img.rgb, &opts).with_context(|| format!("{}", input.display()))?;
     let sr = pipeline::rescale(&up.sr, h, w, scale)?;
     let (oh, ow) = (sr.size()[2], sr.size()[3]);
     let alpha = match img.alpha.as_ref() {
@@ -278,7 +292,7 @@ pub(crate) fn upscale_one(
     };
     save_image(&sr, alpha.as_ref(), &img, out, inputs)?;
     if let Some(q) = &job.qmap {
-        let fig = qmap_figure(&up);
+        let fig = qmap_figure(&up, &img.rgb, half_size(up.sr.size()[2], up.sr.size()[3]))?;
         let like = crate::imageio::load::from_tensor(fig.shallow_clone(), q);
         save_image(&fig, None, &like, q, inputs)?;
     }
@@ -293,19 +307,24 @@ pub(crate) fn upscale_one(
     let ratio = up.stats.evaluations as f64 / up.stats.uniform_evaluations.max(1) as f64;
     let total = start.elapsed().as_secs_f64();
     let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", input.display(), out.display());
+    let regions = match opts.regions {
+        Some(t) if h.max(w) > t.tile => format!(" in regions of {} px (--memory-limit {limit_mib} MiB)", t.tile),
+        _ => String::new(),
+    };
     Ok(Done {
         input_size: (w, h),
         output_size: (ow, oh),
         groups,
-        compact: format!("{head} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
+        compact: format!("{head}{regions} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
         detailed: format!(
-            "{head} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | total {total:.2}s",
+            "{head}{regions} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | memory estimate {} MiB | total {total:.2}s",
             up.assignment.len(),
             group_counts.join(" "),
             up.stats.evaluations,
             up.stats.uniform_evaluations,
             ratio,
             stages.join(", "),
+            memory::mib(estimate),
         ),
     })
 }

@@ -24,7 +24,7 @@ pub fn side_by_side(lr: &Tensor, bicubic: &Tensor, coarse: &Tensor, sr: &Tensor,
     let (h, w) = (hr.size()[2], hr.size()[3]);
     let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
     let lr_big = cpu(lr).upsample_nearest2d([h, w], None, None);
-    let qmap = cpu(&qmap_figure(up));
+    let qmap = cpu(&qmap_figure(up, &cpu(lr), (h, w)).expect("the LR's bicubic at the HR size"));
     let row = Tensor::cat(&[lr_big, cpu(bicubic), cpu(coarse), cpu(sr), cpu(hr), qmap], 3);
     let panels = tensor_to_rgb8(&row);
     let (fw, fh) = figure_size(w as u32, h as u32);

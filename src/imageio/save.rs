@@ -126,11 +126,9 @@ fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, layout: Layout) -> DynamicIm
         _ => planes,
     };
     let c = planes.size()[1];
-    let hwc = planes.squeeze_dim(0).permute([1, 2, 0]).clamp(0.0, 1.0).contiguous();
     let (w, h) = (w as u32, h as u32);
     if wide {
-        let v: Vec<u16> = Vec::try_from((hwc * 65535.0).round().to_kind(Kind::Int).flatten(0, -1))
-            .unwrap()
+        let v: Vec<u16> = to_samples(&planes, 65535.0, Kind::Int)
             .into_iter()
             .map(|x: i32| x as u16)
             .collect();
@@ -141,7 +139,7 @@ fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, layout: Layout) -> DynamicIm
             _ => DynamicImage::ImageRgba16(ImageBuffer::<Rgba<u16>, _>::from_raw(w, h, v).unwrap()),
         }
     } else {
-        let v: Vec<u8> = Vec::try_from((hwc * 255.0).round().to_kind(Kind::Uint8).flatten(0, -1)).unwrap();
+        let v: Vec<u8> = to_samples(&planes, 255.0, Kind::Uint8);
         match c {
             1 => DynamicImage::ImageLuma8(ImageBuffer::<Luma<u8>, _>::from_raw(w, h, v).unwrap()),
             2 => DynamicImage::ImageLumaA8(ImageBuffer::<LumaA<u8>, _>::from_raw(w, h, v).unwrap()),
@@ -149,6 +147,27 @@ fn to_dynamic(rgb: &Tensor, alpha: Option<&Tensor>, layout: Layout) -> DynamicIm
             _ => DynamicImage::ImageRgba8(ImageBuffer::<Rgba<u8>, _>::from_raw(w, h, v).unwrap()),
         }
     }
+}
+
+/// Rows converted at a time: the float temporaries of the conversion (four
+/// per pixel) then cost a band, not a second and third whole image.
+const CONVERT_ROWS: i64 = 64;
+
+/// (1, C, H, W) in [0, 1] to interleaved samples in `0..=max`, row band by
+/// row band.
+fn to_samples<T>(planes: &Tensor, max: f64, kind: Kind) -> Vec<T>
+where
+    Vec<T>: TryFrom<Tensor, Error = tch::TchError>,
+{
+    let (c, h, w) = (planes.size()[1], planes.size()[2], planes.size()[3]);
+    let mut out = Vec::with_capacity((c * h * w) as usize);
+    for y in (0..h).step_by(CONVERT_ROWS as usize) {
+        let band = planes.narrow(2, y, CONVERT_ROWS.min(h - y));
+        let hwc = band.squeeze_dim(0).permute([1, 2, 0]).clamp(0.0, 1.0);
+        let samples = (hwc * max).round().to_kind(kind).flatten(0, -1);
+        out.extend(Vec::<T>::try_from(samples).expect("a CPU tensor of this kind"));
+    }
+    out
 }
 
 /// An (1,3,H,W) [0,1] tensor as an 8-bit RGB image, for figures and metrics.

@@ -8,9 +8,11 @@ pub mod options;
 pub mod progress;
 pub mod prompt;
 pub mod qmap_image;
+pub mod regions;
 
 pub use options::{PromptMode, SamplingOptions, Y0Source};
 pub use progress::{Progress, ProgressFn};
+pub use regions::RegionTiles;
 use progress::Tracker;
 
 use crate::autoencoder::tiled::{decode_tiled, encode_tiled};
@@ -28,8 +30,6 @@ use tch::{Kind, Tensor};
 pub struct Upscaled {
     /// (1, 3, H*s, W*s) in [0, 1].
     pub sr: Tensor,
-    /// The bicubic x4 input the colour fix refers to, (1,3,4h,4w) in [0, 1].
-    pub bicubic: Tensor,
     /// Confidence map C at latent resolution, (1, 1, H/f, W/f), padded area cropped.
     /// log C per latent pixel, float64 (see `Restored::log_conf`).
     pub confidence: Tensor,
@@ -42,9 +42,16 @@ pub struct Upscaled {
     pub valid_latent: (i64, i64),
 }
 
-/// Runs the pipeline on one image `lr` (1, 3, h, w) in [0, 1].
+/// Runs the pipeline on one image `lr` (1, 3, h, w) in [0, 1]: whole, or
+/// region by region when `opts.regions` is set and the image is larger
+/// than one region (see `regions`).
 pub fn upscale(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
-    tch::no_grad(|| upscale_inner(model, lr, opts))
+    tch::no_grad(|| match &opts.regions {
+        Some(tiles) if lr.size()[2] > tiles.tile || lr.size()[3] > tiles.tile => {
+            regions::upscale_regions(model, lr, opts, tiles)
+        }
+        _ => upscale_inner(model, lr, opts, None, &mut Tracker::new(opts.progress.clone(), UPSCALE_STAGES)),
+    })
 }
 
 /// The pipeline up to the GRM (bicubic x4 -> E -> GRM), shared by the full
@@ -73,13 +80,8 @@ pub fn restore(
     opts: &SamplingOptions,
     min_latent: i64,
 ) -> Result<Restored> {
-    restore_timed(
-        model,
-        lr,
-        opts,
-        min_latent,
-        &mut Stopwatch::start(model.device, Tracker::new(opts.progress.clone(), RESTORE_STAGES)),
-    )
+    let mut tracker = Tracker::new(opts.progress.clone(), RESTORE_STAGES);
+    restore_timed(model, lr, opts, min_latent, &mut Stopwatch::start(model.device, &mut tracker))
 }
 
 fn restore_timed(
@@ -87,7 +89,7 @@ fn restore_timed(
     lr: &Tensor,
     opts: &SamplingOptions,
     min_latent: i64,
-    clock: &mut Stopwatch,
+    clock: &mut Stopwatch<'_>,
 ) -> Result<Restored> {
     let lr = lr.to_device(model.device).to_kind(Kind::Float);
     let (h, w) = (lr.size()[2], lr.size()[3]);
@@ -117,11 +119,20 @@ fn restore_timed(
     })
 }
 
-fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Upscaled> {
+/// The whole pipeline on `lr`. `noise`: the start noise field of this
+/// image's latent, when it is a region cut from a larger one (else drawn
+/// from the seed); `tracker` counts its stages and calls.
+pub(crate) fn upscale_inner(
+    model: &Model,
+    lr: &Tensor,
+    opts: &SamplingOptions,
+    noise: Option<&Tensor>,
+    tracker: &mut Tracker,
+) -> Result<Upscaled> {
     let cfg = &model.config;
     let dev = model.device;
     let kind = model.kind();
-    let mut clock = Stopwatch::start(dev, Tracker::new(opts.progress.clone(), UPSCALE_STAGES));
+    let mut clock = Stopwatch::start(dev, tracker);
     let v = opts.pgs.patch as i64;
     let Restored {
         bicubic,
@@ -159,7 +170,7 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     let tokens = prompt::texture_tokens(model, &y0, opts)?;
     clock.lap("texture prompt");
 
-    let progress = &mut clock.progress;
+    let progress = &mut *clock.progress;
     // The sampler runs every step of one batch before the next batch, so the
     // prompt's cross-attention keys and values are computed once per batch.
     let mut batch_kv: Option<(Vec<usize>, PromptKv)> = None;
@@ -180,7 +191,14 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
         progress.tick("denoise");
         eps
     };
-    let start = grid.extract(&noise_field(opts.seed, &y0_latent.size()))?;
+    let field = match noise {
+        Some(n) => {
+            anyhow::ensure!(n.size() == y0_latent.size(), "region noise {:?} for a latent of {:?}", n.size(), y0_latent.size());
+            n.shallow_clone()
+        }
+        None => noise_field(opts.seed, &y0_latent.size()),
+    };
+    let start = grid.extract(&field)?;
     let (x0, stats) = sample_groups(
         &y0,
         &start,
@@ -214,7 +232,6 @@ fn upscale_inner(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<U
     let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
     Ok(Upscaled {
         sr,
-        bicubic,
         confidence: log_conf,
         grid,
         assignment,
@@ -235,20 +252,20 @@ pub fn noise_field(seed: u64, latent_size: &[i64]) -> Tensor {
 /// Stages `restore` reports (bicubic, encode, grm) and the whole upscale's
 /// (those, texture prompt, merge, decode, colour fix) besides its DiT calls.
 const RESTORE_STAGES: u64 = 3;
-const UPSCALE_STAGES: u64 = RESTORE_STAGES + 4;
+pub(crate) const UPSCALE_STAGES: u64 = RESTORE_STAGES + 4;
 
 /// Wall time per stage, in pipeline order. Each lap waits for the device
 /// first: CUDA work is queued asynchronously, and without the wait a stage's
 /// time would show up in whichever later stage first reads a value back.
-struct Stopwatch {
+struct Stopwatch<'a> {
     device: tch::Device,
-    progress: Tracker,
+    progress: &'a mut Tracker,
     last: Instant,
     laps: Vec<(String, Duration)>,
 }
 
-impl Stopwatch {
-    fn start(device: tch::Device, progress: Tracker) -> Self {
+impl<'a> Stopwatch<'a> {
+    fn start(device: tch::Device, progress: &'a mut Tracker) -> Self {
         crate::device::synchronize(device);
         Self {
             device,

@@ -5,6 +5,7 @@ use crate::colorfix::ColorFix;
 use crate::pgs::groups::PgsConfig;
 use super::detail_gate::DetailGate;
 use super::progress::ProgressFn;
+use super::regions::RegionTiles;
 
 /// Where y0, the diffusion's shortcut start, comes from (paper Table 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct SamplingOptions {
     /// Patches per Patch-DiT call: bounds memory, never changes the result.
     pub max_batch: usize,
     pub ae_tiles: TileConfig,
+    /// The whole pipeline region by region (memory bound; the result moves
+    /// a little near region borders); None: the image at once.
+    pub regions: Option<RegionTiles>,
     pub y0: Y0Source,
     pub prompt: PromptMode,
     /// Bicubic where the LR has no structure (see `detail_gate`); None: off.
@@ -48,6 +52,7 @@ impl SamplingOptions {
             colorfix,
             max_batch: 64,
             ae_tiles: TileConfig::default(),
+            regions: None,
             y0: Y0Source::Coarse,
             prompt: PromptMode::Retrieved,
             detail_gate: Some(DetailGate::default()),

@@ -3,11 +3,25 @@
 //! hard; more groups interpolate), so a user sees where PGS spent its steps.
 
 use super::Upscaled;
+use crate::resize::bicubic::upsample_bicubic;
+use anyhow::Result;
 use tch::{Kind, Tensor};
 
-/// (1, 3, H, 2W) in [0, 1]: confidence (gray) | input with group tints.
-pub fn qmap_figure(up: &Upscaled) -> Tensor {
-    let (h, w) = (up.bicubic.size()[2], up.bicubic.size()[3]);
+/// The longest side of either half of the figure: a figure of a large image
+/// at full output size would cost more memory than the tiled upscale itself.
+pub const MAX_SIDE: i64 = 1024;
+
+/// The size (h, w) of each half of the figure for an output of `oh` x `ow`:
+/// the output's, or scaled down to `MAX_SIDE` on the longer side.
+pub fn half_size(oh: i64, ow: i64) -> (i64, i64) {
+    let shrink = (MAX_SIDE as f64 / oh.max(ow) as f64).min(1.0);
+    (((oh as f64 * shrink).round() as i64).max(1), ((ow as f64 * shrink).round() as i64).max(1))
+}
+
+/// (1, 3, H, 2W) in [0, 1] for halves of `(h, w)`: confidence (gray) |
+/// input `lr` (bicubic) with group tints.
+pub fn qmap_figure(up: &Upscaled, lr: &Tensor, (h, w): (i64, i64)) -> Result<Tensor> {
+    let bicubic = upsample_bicubic(&lr.to_kind(Kind::Float), h as usize, w as usize)?.clamp(0.0, 1.0);
     let (lh, lw) = up.valid_latent;
     let conf = confidence_shade(&up.confidence.narrow(2, 0, lh).narrow(3, 0, lw));
     let conf = conf
@@ -16,8 +30,8 @@ pub fn qmap_figure(up: &Upscaled) -> Tensor {
     let groups = up.stats.patches_per_group.len().max(1);
     let scale_y = h as f64 / lh as f64;
     let scale_x = w as f64 / lw as f64;
-    let tint = Tensor::zeros([1, 3, h, w], (Kind::Float, up.bicubic.device()));
-    let count = Tensor::zeros([1, 1, h, w], (Kind::Float, up.bicubic.device()));
+    let tint = Tensor::zeros([1, 3, h, w], (Kind::Float, bicubic.device()));
+    let count = Tensor::zeros([1, 1, h, w], (Kind::Float, bicubic.device()));
     let v = up.grid.v;
     for (&(y, x), &g) in up.grid.positions.iter().zip(&up.assignment) {
         let y0 = ((y as f64) * scale_y) as i64;
@@ -30,7 +44,7 @@ pub fn qmap_figure(up: &Upscaled) -> Tensor {
         let c = group_colour(g, groups);
         let colour = Tensor::from_slice(&c)
             .view([1, 3, 1, 1])
-            .to_device(up.bicubic.device());
+            .to_device(bicubic.device());
         let _ = tint
             .narrow(2, y0, y1 - y0)
             .narrow(3, x0, x1 - x0)
@@ -41,8 +55,8 @@ pub fn qmap_figure(up: &Upscaled) -> Tensor {
             .g_add_scalar_(1.0);
     }
     let tint = tint / count.clamp_min(1.0);
-    let over = &up.bicubic * 0.55 + tint * 0.45;
-    Tensor::cat(&[conf, over], 3).clamp(0.0, 1.0)
+    let over = &bicubic * 0.55 + tint * 0.45;
+    Ok(Tensor::cat(&[conf, over], 3).clamp(0.0, 1.0))
 }
 
 /// Gray levels for C, given log C: -log(1 - C), stretched to [0, 1] over the

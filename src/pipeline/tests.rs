@@ -1,6 +1,7 @@
 //! Behaviour of the whole pipeline on the tiny preset (random weights).
 
 use super::*;
+use super::regions::RegionTiles;
 use crate::colorfix::ColorFix;
 use crate::model::{Model, ModelConfig};
 use crate::pgs::groups::PgsConfig;
@@ -272,4 +273,36 @@ fn progress_counts_every_stage_and_dit_call() {
     assert_eq!((last.done, last.total), (seen.len() as u64, seen.len() as u64));
     assert!(seen.windows(2).all(|w| w[1].done == w[0].done + 1 && w[1].total >= w[0].total));
     assert!(seen[3..].iter().all(|p| p.total == last.total), "the total must be known from the first DiT call");
+}
+
+/// Issue 10: the pipeline in regions gives the whole image's size, range
+/// and bookkeeping, and stays close to the untiled result: each region cuts
+/// its start noise from the whole image's field and its patches sit on the
+/// whole image's grid, so only the regions' border context differs.
+#[test]
+fn regions_stay_close_to_the_whole_image() {
+    let m = model();
+    let lr = image(40, 52);
+    let mut opts = SamplingOptions::new(PgsConfig::paper(), ColorFix::Wavelet);
+    let whole = upscale(&m, &lr, &opts).unwrap();
+    let align = regions::alignment(m.config.scale, m.ae.downsample_factor(), opts.pgs.stride as i64);
+    let tiles = RegionTiles::for_count(52, 3, align);
+    opts.regions = Some(tiles);
+    let tiled = upscale(&m, &lr, &opts).unwrap();
+    assert_eq!(tiled.sr.size(), whole.sr.size());
+    assert_eq!(tiled.confidence.size()[2..], [whole.valid_latent.0, whole.valid_latent.1]);
+    let (lo, hi) = (tiled.sr.min().double_value(&[]), tiled.sr.max().double_value(&[]));
+    assert!(lo >= 0.0 && hi <= 1.0, "{lo} {hi}");
+    let regions = regions::spans(40, &tiles, align).len() * regions::spans(52, &tiles, align).len();
+    assert!(regions >= 4, "{regions} regions");
+    assert_eq!(tiled.stats.patches_per_group.iter().sum::<usize>(), tiled.assignment.len());
+    assert_eq!(tiled.grid.positions.len(), tiled.assignment.len());
+    let diff = (&tiled.sr - &whole.sr).abs();
+    let (mean, max) = (diff.mean(Kind::Float).double_value(&[]), diff.max().double_value(&[]));
+    let psnr = -10.0 * (&tiled.sr - &whole.sr).square().mean(Kind::Float).double_value(&[]).log10();
+    eprintln!("regions vs whole: mean {mean:.5}, max {max:.4}, PSNR {psnr:.1} dB");
+    assert!(psnr > 30.0, "regions vs whole: PSNR {psnr:.1} dB, mean {mean}, max {max}");
+    // A region as large as the image is the untiled run, bit for bit.
+    opts.regions = Some(RegionTiles { tile: 60, overlap: 2 * align });
+    assert!(upscale(&m, &lr, &opts).unwrap().sr.equal(&whole.sr));
 }

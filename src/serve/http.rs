@@ -16,7 +16,7 @@
 
 use super::jobs::{device_name, JobEvent, JobRequest, Jobs, Status, SubmitError};
 use crate::cli::presets::Preset;
-use crate::cli::memory::max_input_pixels;
+use crate::cli::memory::{max_input_pixels, usable_mib};
 use crate::device::DeviceArg;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
@@ -141,7 +141,7 @@ async fn info(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "presets": ["fast", "balanced", "quality"],
         "max_upload_bytes": s.max_upload_bytes,
         "memory_limit_mib": s.memory_limit_mib,
-        "max_input_pixels_x4": max_input_pixels(s.memory_limit_mib, 4.0),
+        "max_input_pixels_x4": max_input_pixels(usable_mib(s.memory_limit_mib, true), 4.0),
         "queue": queue,
     }))
 }
@@ -232,9 +232,9 @@ pub fn check_image(
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| not_image())?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         return Err(not_image());
-    }
+    };
     let decoder = reader.into_decoder().map_err(|_| not_image())?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
@@ -247,6 +247,14 @@ pub fn check_image(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{label}: {w}x{h} is too large ({max_pixels} pixels at most {limit_hint})"),
+        ));
+    }
+    // As `imageio::load::decode_checked`: the JPEG decoder fills missing
+    // rows with grey and reports success.
+    if format == image::ImageFormat::Jpeg && !crate::imageio::integrity::jpeg_is_complete(bytes) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{label}: truncated or corrupt (the JPEG data ends before its end marker)"),
         ));
     }
     image::DynamicImage::from_decoder(decoder).map_err(|e| {
@@ -330,7 +338,8 @@ async fn create_job(
                     .join(", ")
             ))
         })?;
-    let max_pixels = max_input_pixels(s.memory_limit_mib, scale);
+    // Every job draws the qmap figure, so its reserve is kept too.
+    let max_pixels = max_input_pixels(usable_mib(s.memory_limit_mib, true), scale);
     let hint = format!(
         "at x{scale} under the server's --memory-limit {} MiB",
         s.memory_limit_mib
@@ -522,5 +531,15 @@ mod tests {
         assert!(e.message.contains("20x10 is too large"), "{}", e.message);
         let e = check_image(&png[..png.len() / 2], "a", 200, "").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", e.message);
+        // A JPEG cut before its end marker, which the decoder alone would accept.
+        let mut jpg = Cursor::new(Vec::new());
+        image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, 7]))
+            .write_to(&mut jpg, image::ImageFormat::Jpeg)
+            .unwrap();
+        let jpg = jpg.into_inner();
+        assert_eq!(check_image(&jpg, "j.jpg", 2000, "").unwrap(), (32, 32));
+        let e = check_image(&jpg[..jpg.len() - 2], "j.jpg", 2000, "").unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message.contains("j.jpg: truncated or corrupt"), "{}", e.message);
     }
 }
