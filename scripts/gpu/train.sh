@@ -23,7 +23,8 @@
 # GPU_RESERVE (seconds kept for what follows a stage, 45), GPU_BENCH_SIZE (512),
 # GPU_SAMPLE (the image upscaled on the device and on the CPU; assets/sample.png),
 # GPU_PUBLISH (0: return no model; for a smoke run), GPU_CHECKS (full; quick:
-# no CPU comparison, no bench).
+# no CPU comparison, no bench), GPU_BENCH_BATCHES (further --max-batch values
+# to bench, default 512).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -136,6 +137,13 @@ print(f"upscale {sys.argv[1]} vs CPU: max |diff| {max(diff)} levels, mean {sum(d
 PY
 if [ "${GPU_CHECKS:-full}" = full ] && [ "$(left)" -gt 20 ]; then
   $ps bench --model "$model" --device "$DEVICE" --data "$PACK/data" --size "${GPU_BENCH_SIZE:-512}" -o "$OUT/bench" 2>&1 | tee -a "$OUT/log.txt"
+  # Larger batches (the lock-step sampler keeps every group in them): the
+  # figures go to the log only, the returned files being few.
+  for b in ${GPU_BENCH_BATCHES:-512}; do
+    [ "$(left)" -gt 30 ] || break
+    log "bench --max-batch $b"
+    $ps bench --model "$model" --device "$DEVICE" --data "$PACK/data" --size "${GPU_BENCH_SIZE:-512}" --max-batch "$b" -o "$scratch/bench_$b" 2>&1 | tee -a "$OUT/log.txt"
+  done
 fi
 if [ -f "$PACK/lib-tests.xz" ] && [ "$(left)" -gt 10 ]; then
   python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$PACK/lib-tests.xz'), open('$scratch/lib-tests','wb'))"

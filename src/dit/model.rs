@@ -96,3 +96,12 @@ impl PatchDiT {
 /// (k, v) pair of (B, H, M, dh) per block.
 #[derive(Debug)]
 pub struct PromptKv(Vec<(Tensor, Tensor)>);
+
+impl PromptKv {
+    /// The keys and values of the batch's first `len` prompts: a batch whose
+    /// longer-running patches sit first keeps using its keys and values
+    /// while the others finish.
+    pub fn narrow(&self, len: i64) -> PromptKv {
+        PromptKv(self.0.iter().map(|(k, v)| (k.narrow(0, 0, len), v.narrow(0, 0, len))).collect())
+    }
+}

@@ -25,7 +25,7 @@ pub struct ConfigRun {
     pub precision: String,
     /// "pgs" or "uniform".
     pub sampling: String,
-    /// Pipeline order; "dit <group>" is Patch-DiT sampling of one group.
+    /// Pipeline order; "dit" is the Patch-DiT sampling of all groups.
     pub stages: Vec<Stage>,
     /// Wall time of the whole upscale, output copied back to the CPU.
     pub total_seconds: f64,

@@ -171,19 +171,23 @@ pub(crate) fn upscale_inner(
     clock.lap("texture prompt");
 
     let progress = &mut *clock.progress;
-    // The sampler runs every step of one batch before the next batch, so the
-    // prompt's cross-attention keys and values are computed once per batch.
+    // The sampler runs every step of one batch before the next batch, its
+    // patches still stepping first, so the prompt's cross-attention keys and
+    // values are computed once per batch and narrowed as patches finish.
     let mut batch_kv: Option<(Vec<usize>, PromptKv)> = None;
     let mut denoise = |x_t: &Tensor, y0: &Tensor, t: &Tensor, idx: &[usize]| -> Tensor {
         let kv = match &batch_kv {
-            Some((cached, kv)) if cached == idx => kv,
+            Some((cached, kv)) if cached.starts_with(idx) => {
+                if cached.len() == idx.len() { None } else { Some(kv.narrow(idx.len() as i64)) }
+            }
             _ => {
                 let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
                     .to_device(dev);
-                let kv = model.dit.prompt_kv(&tokens.index_select(0, &index));
-                &batch_kv.insert((idx.to_vec(), kv)).1
+                batch_kv = Some((idx.to_vec(), model.dit.prompt_kv(&tokens.index_select(0, &index))));
+                None
             }
         };
+        let kv = kv.as_ref().unwrap_or_else(|| &batch_kv.as_ref().expect("cached above").1);
         let eps = model
             .dit
             .forward_kv(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), kv)
@@ -208,9 +212,7 @@ pub(crate) fn upscale_inner(
         opts.max_batch,
         &mut denoise,
     )?;
-    for (g, d) in opts.pgs.groups.iter().zip(&stats.time_per_group) {
-        clock.record(format!("dit {}", g.name), *d);
-    }
+    clock.record("dit".to_string(), stats.time);
     clock.restart();
     let latent = grid.merge(&x0)?;
     clock.lap("merge");

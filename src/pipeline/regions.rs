@@ -217,7 +217,7 @@ fn add_stats(a: SampleStats, b: SampleStats) -> SampleStats {
         patches_per_group: a.patches_per_group.iter().zip(&b.patches_per_group).map(|(x, y)| x + y).collect(),
         evaluations: a.evaluations + b.evaluations,
         uniform_evaluations: a.uniform_evaluations + b.uniform_evaluations,
-        time_per_group: a.time_per_group.iter().zip(&b.time_per_group).map(|(x, y)| *x + *y).collect(),
+        time: a.time + b.time,
     }
 }
 

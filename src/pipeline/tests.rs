@@ -266,8 +266,8 @@ fn progress_counts_every_stage_and_dit_call() {
     let up = upscale(&m, &image(12, 16), &opts).unwrap();
     let seen = seen.lock().unwrap();
     let dit = seen.iter().filter(|p| p.stage == "denoise").count();
-    let batches: usize = up.stats.patches_per_group.iter().map(|n| n.div_ceil(2)).sum();
-    assert!(dit >= batches && dit > 0, "{dit} DiT calls for {batches} batches");
+    let calls = crate::pgs::sampler::denoiser_calls(&up.assignment, &opts.pgs, &m.config.diffusion.alphas_cumprod(), 2).unwrap();
+    assert!(dit == calls && dit > 0, "{dit} DiT calls, the sampler's plan has {calls}");
     assert_eq!(seen.len() as u64, UPSCALE_STAGES + dit as u64);
     let last = seen.last().unwrap();
     assert_eq!((last.done, last.total), (seen.len() as u64, seen.len() as u64));
