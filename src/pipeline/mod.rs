@@ -176,18 +176,18 @@ pub(crate) fn upscale_inner(
     // values are computed once per batch and narrowed as patches finish.
     let mut batch_kv: Option<(Vec<usize>, PromptKv)> = None;
     let mut denoise = |x_t: &Tensor, y0: &Tensor, t: &Tensor, idx: &[usize]| -> Tensor {
-        let kv = match &batch_kv {
-            Some((cached, kv)) if cached.starts_with(idx) => {
-                if cached.len() == idx.len() { None } else { Some(kv.narrow(idx.len() as i64)) }
-            }
-            _ => {
-                let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                    .to_device(dev);
-                batch_kv = Some((idx.to_vec(), model.dit.prompt_kv(&tokens.index_select(0, &index))));
-                None
-            }
+        if !matches!(&batch_kv, Some((cached, _)) if cached.starts_with(idx)) {
+            let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(dev);
+            batch_kv = Some((idx.to_vec(), model.dit.prompt_kv(&tokens.index_select(0, &index))));
+        }
+        let (cached, full) = batch_kv.as_ref().expect("set above");
+        let narrowed;
+        let kv = if cached.len() == idx.len() {
+            full
+        } else {
+            narrowed = full.narrow(idx.len() as i64);
+            &narrowed
         };
-        let kv = kv.as_ref().unwrap_or_else(|| &batch_kv.as_ref().expect("cached above").1);
         let eps = model
             .dit
             .forward_kv(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), kv)
