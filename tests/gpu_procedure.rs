@@ -70,6 +70,7 @@ fn the_gpu_procedure_runs_end_to_end_on_the_cpu_with_a_tiny_model() {
     assert!(out.join("model.tar.xz.aa").is_file() && out.join("runs.tar.xz").is_file());
     assert!(out.join("bench/bench.json").is_file(), "{log}");
     assert!(log.contains("bench --max-batch 512") && log.matches("bench.json").count() >= 2, "{log}");
+    assert!(log.contains("ceiling (cpu, plain PyTorch") && log.contains("dit, 8 patches"), "{log}");
     for run in ["ae", "grm", "texture", "dit"] {
         assert!(
             log.contains(&format!("{run}: done, published")),

@@ -24,7 +24,8 @@
 # GPU_SAMPLE (the image upscaled on the device and on the CPU; assets/sample.png),
 # GPU_PUBLISH (0: return no model; for a smoke run), GPU_CHECKS (full; quick:
 # no CPU comparison, no bench), GPU_BENCH_BATCHES (further --max-batch values
-# to bench, default 512).
+# to bench, default 512), GPU_CEILING (0: skip scripts/gpu/ceiling.py, the
+# plain-PyTorch step times of the same shapes).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -55,10 +56,10 @@ cp -r "$MODEL_FROM" "$work"
 $ps devices 2>&1 | tee -a "$OUT/log.txt"
 
 if [ "${GPU_SCALE:-1}" = tiny ]; then
-  ae=(--batch 2 --crop 64) grm=(--batch 2 --crop 96 --reuse 2) tex=(--batch 2) dit=(--batch 2 --crop 96 --patches-per-crop 2 --reuse 2)
+  ae=(--batch 2 --crop 64) grm=(--batch 2 --crop 96 --reuse 2) tex=(--batch 2 --reuse 2) dit=(--batch 2 --crop 96 --patches-per-crop 2 --reuse 2)
   rtm=(--candidates 64) val=(--val-batches 1)
 else
-  ae=(--batch 16 --crop 256) grm=(--batch 16 --crop 256 --reuse 4) tex=(--batch 32) dit=(--batch 16 --crop 256 --patches-per-crop 16 --reuse 4)
+  ae=(--batch 16 --crop 256) grm=(--batch 16 --crop 256 --reuse 4) tex=(--batch 32 --reuse 8) dit=(--batch 16 --crop 256 --patches-per-crop 16 --reuse 4)
   rtm=(--candidates 20000) val=(--val-batches 4)
 fi
 common=(--data "$data" --device "$DEVICE" --precision bf16 --steps 10000000 --quiet "${val[@]}")
@@ -144,6 +145,13 @@ if [ "${GPU_CHECKS:-full}" = full ] && [ "$(left)" -gt 20 ]; then
     log "bench --max-batch $b"
     $ps bench --model "$model" --device "$DEVICE" --data "$PACK/data" --size "${GPU_BENCH_SIZE:-512}" --max-batch "$b" -o "$scratch/bench_$b" 2>&1 | tee -a "$OUT/log.txt"
   done
+fi
+# The plain-PyTorch ceiling of the AE and Patch-DiT steps on this machine,
+# to set the trainers' ms / step (runs.tar.xz, log.csv) against.
+if [ "${GPU_CEILING:-1}" = 1 ] && [ "$(left)" -gt 20 ]; then
+  tiny=()
+  [ "${GPU_SCALE:-1}" = tiny ] && tiny=(--tiny --steps 1)
+  python3 scripts/gpu/ceiling.py --device "$DEVICE" "${tiny[@]}" 2>&1 | tee -a "$OUT/log.txt"
 fi
 if [ -f "$PACK/lib-tests.xz" ] && [ "$(left)" -gt 10 ]; then
   python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$PACK/lib-tests.xz'), open('$scratch/lib-tests','wb'))"

@@ -17,7 +17,7 @@
 
 use super::args::{load_part_if_present, TrainArgs};
 use super::loader::CropLoader;
-use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
+use super::trainer::{timed, Losses, Step, Trainer};
 use crate::autoencoder::AutoencoderKL;
 use crate::model::files::save;
 use crate::model::loaded::{AE_FILE, CONFIG_FILE};
@@ -96,14 +96,13 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
         let rec = ae.decode_unscaled(&z);
         let l1 = (&rec - &x).abs().mean(Kind::Float);
         let mut loss = &l1 + gradient_l1(&rec, &x) * grad_w;
-        let mut values = vec![("l1".into(), l1.double_value(&[]))];
+        let mut values = vec![("l1".into(), l1)];
         if let Some(kl) = kl {
             loss = loss + &kl * kl_w;
-            values.push(("kl".into(), kl.double_value(&[])));
+            values.push(("kl".into(), kl));
         }
-        values.insert(0, ("loss".into(), loss.double_value(&[])));
-        values.push((DATA_WAIT.into(), wait));
-        Ok(Step { loss, values })
+        values.insert(0, ("loss".into(), loss.shallow_clone()));
+        Ok(Step { loss, values, data_wait: wait })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         tch::no_grad(|| {

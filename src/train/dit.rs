@@ -32,7 +32,8 @@ pub use validation::{ValSet, SAMPLE_STEPS, SAMPLE_TAU, VAL_TIMESTEPS};
 use super::args::TrainArgs;
 use super::checkpoint::Checkpoint;
 use super::lr_pairs::PairLoader;
-use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
+use super::reuse::ReusedPairs;
+use super::trainer::{Losses, Step, Trainer};
 use crate::diffusion::ddim::q_sample;
 use crate::dit::PatchDiT;
 use crate::model::files::save;
@@ -96,12 +97,8 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
         run.options.clone(),
         &(&model.config, &pair_cfg, &run.crop, reuse),
     )?;
-    let mut loader = PairLoader::new(
-        &run.train_images,
-        run.crop.clone(),
-        pair_cfg.lr_pairs(run.crop.seed),
-    )?;
-    loader.skip_to(trainer.start_step() / reuse);
+    let loader = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.lr_pairs(run.crop.seed))?;
+    let mut batches = ReusedPairs::new(loader, reuse, trainer.start_step())?;
 
     let val_batches = run.val_crops()?;
     let val = ValSet::build(&model, &val_batches, &pair_cfg, run.options.seed ^ 0x5eed)?;
@@ -114,23 +111,8 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     // model; the PatchDiT's tensors share storage with it, so lend it out.
     let mut dit_vs = std::mem::replace(&mut model.dit_vs, VarStore::new(device));
     let m = &model;
-    let mut current: Option<(u64, (Tensor, Tensor))> = None;
     let step = |step: u64, rng: &mut rand_chacha::ChaCha8Rng| -> Result<Step> {
-        let k = step / reuse;
-        let mut wait = 0.0;
-        if current.as_ref().map(|(i, _)| *i) != Some(k) {
-            if loader.position() != k {
-                bail!(
-                    "crop batch {} is next but step {step} needs batch {k}",
-                    loader.position()
-                );
-            }
-            let (pair, waited) = timed(|| loader.next());
-            wait = waited;
-            let pair = pair.context("data loader ended")??;
-            current = Some((k, latent_pair(m, &pair.hr, &pair.lr)?));
-        }
-        let (x0, y0) = &current.as_ref().context("no latents")?.1;
+        let ((x0, y0), wait) = batches.get(step, |pair| latent_pair(m, &pair.hr, &pair.lr))?;
         let p = cut_pairs(m, x0, y0, &pair_cfg, rng)?;
         let n = p.x0.size()[0];
         let ts: Vec<i64> = (0..n)
@@ -142,11 +124,8 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
         let tokens = m.dit.encode_texture(&p.priors, &p.sims);
         let pred = m.dit.forward(&x_t, &p.y0, &t.to_kind(Kind::Float), &tokens);
         let loss = (pred - &eps).square().mean(Kind::Float);
-        let values = vec![
-            ("loss".into(), loss.double_value(&[])),
-            (DATA_WAIT.into(), wait),
-        ];
-        Ok(Step { loss, values })
+        let values = vec![("loss".into(), loss.shallow_clone())];
+        Ok(Step { loss, values, data_wait: wait })
     };
     let validate = |_step: u64, emas: &[super::Ema]| -> Result<Losses> {
         let ema = emas
@@ -195,9 +174,6 @@ fn check_shares(a: &DitTrainArgs) -> Result<()> {
             "--patches-per-crop {}: must be at least 1",
             a.patches_per_crop
         );
-    }
-    if a.reuse < 1 {
-        bail!("--reuse must be at least 1");
     }
     if !(0.0..1.0).contains(&a.ema) {
         bail!("--ema {}: the decay must lie in [0, 1)", a.ema);

@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result};
 use std::path::Path;
+use super::multi_tensor::foreach_lerp_;
 use tch::nn::VarStore;
 use tch::Tensor;
 
@@ -41,14 +42,13 @@ impl Ema {
         self.decay.min((1 + updates) as f64 / (10 + updates) as f64)
     }
 
-    /// shadow <- d shadow + (1 - d) model, with d = `decay_at(updates)`.
-    pub fn update(&mut self, updates: u64) {
+    /// shadow <- d shadow + (1 - d) model, with d = `decay_at(updates)`, all
+    /// tensors in one multi-tensor kernel.
+    pub fn update(&mut self, updates: u64) -> Result<()> {
         let d = self.decay_at(updates);
-        tch::no_grad(|| {
-            for (_, var, shadow) in self.pairs.iter_mut() {
-                let _ = shadow.lerp_(var, 1.0 - d);
-            }
-        });
+        let shadows: Vec<&Tensor> = self.pairs.iter().map(|(_, _, s)| s).collect();
+        let vars: Vec<&Tensor> = self.pairs.iter().map(|(_, v, _)| v).collect();
+        tch::no_grad(|| foreach_lerp_(&shadows, &vars, 1.0 - d))
     }
 
     pub fn shadow(&self) -> &VarStore {
@@ -86,10 +86,10 @@ mod tests {
         let shadow = ema.shadow().variables()["block.fc.weight"].shallow_clone();
         assert!(!shadow.requires_grad());
         set(&w, 3.0);
-        ema.update(0); // d = min(0.9, 1/10) = 0.1: 0.1 * 1 + 0.9 * 3
+        ema.update(0).unwrap(); // d = min(0.9, 1/10) = 0.1: 0.1 * 1 + 0.9 * 3
         assert!((shadow.double_value(&[0]) - 2.8).abs() < 1e-6);
         assert_eq!(ema.decay_at(1000), 0.9);
-        ema.update(1000); // 0.9 * 2.8 + 0.1 * 3
+        ema.update(1000).unwrap(); // 0.9 * 2.8 + 0.1 * 3
         assert!((shadow.double_value(&[1]) - 2.82).abs() < 1e-6);
         assert_eq!(w.double_value(&[0]), 3.0, "the model is not touched");
     }
@@ -101,7 +101,7 @@ mod tests {
         let (vs, w) = model();
         let mut ema = Ema::new(&vs, 0.5);
         set(&w, 5.0);
-        ema.update(100);
+        ema.update(100).unwrap();
         ema.save(&path).unwrap();
         let (mut fresh, fresh_w) = model();
         fresh.load(&path).unwrap();

@@ -26,7 +26,8 @@
 
 use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
 use super::lr_pairs::{degrade_batch, Pair, PairConfig, PairLoader};
-use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
+use super::reuse::ReusedPairs;
+use super::trainer::{Losses, Step, Trainer};
 use crate::autoencoder::AutoencoderKL;
 use crate::grm::{ConfidenceLoss, Grm};
 use crate::model::files::save;
@@ -124,9 +125,6 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
     let cfg = a.common.model_config()?;
     let run = a.common.resolve(4000, 8, 128, 2e-4)?;
     check_crop(run.crop.size, cfg.scale, cfg.ae.downsample_factor())?;
-    if a.reuse == 0 {
-        bail!("--reuse must be at least 1");
-    }
     let loss_fn = ConfidenceLoss {
         lambda: a.lambda,
         eta: a.eta,
@@ -148,50 +146,27 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
     };
     let setup = (&cfg.ae, &cfg.grm, &loss_fn, &pair_cfg, a.reuse, &run.crop);
     let mut trainer = Trainer::new(run.options.clone(), &setup)?;
-    let mut pairs = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.clone())?;
-    pairs.skip_to(trainer.start_step() / a.reuse);
+    let loader = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.clone())?;
+    let mut batches = ReusedPairs::new(loader, a.reuse, trainer.start_step())?;
     let val = validation_set(&ae, run.val_crops()?, &pair_cfg, dev)?;
 
-    let reuse = a.reuse;
-    let mut current: Option<(u64, Pair)> = None;
     let step = |step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
-        let k = step / reuse;
-        let mut wait = 0.0;
-        if current.as_ref().map(|(i, _)| *i) != Some(k) {
-            if pairs.position() != k {
-                bail!(
-                    "pair batch {} is next but step {step} needs batch {k}",
-                    pairs.position()
-                );
-            }
-            let (pair, waited) = timed(|| pairs.next());
-            wait = waited;
-            let pair = pair.context("pair loader ended")??;
-            let on_device = Pair {
-                hr: pair.hr.to_device(dev),
-                lr: pair.lr.to_device(dev),
-                bicubic: pair.bicubic,
-            };
-            current = Some((k, on_device));
-        }
-        let (hr, lr) = random_dihedral(&current.as_ref().context("no pair")?.1, rng);
+        let on_device = |pair: Pair| {
+            Ok(Pair { hr: pair.hr.to_device(dev), lr: pair.lr.to_device(dev), bicubic: pair.bicubic })
+        };
+        let (pair, wait) = batches.get(step, on_device)?;
+        let (hr, lr) = random_dihedral(pair, rng);
         let lat = encode_pair(&ae, &hr, &lr)?;
         let (y_hr, logit) = grm.forward_with_logit(&lat.y_lr)?;
         let loss = loss_fn.compute(&y_hr, &logit, &lat.x_hr)?;
-        let l1 = tch::no_grad(|| {
-            (&y_hr - &lat.x_hr)
-                .abs()
-                .mean(Kind::Float)
-                .double_value(&[])
-        });
-        let conf = tch::no_grad(|| logit.sigmoid().mean(Kind::Float).double_value(&[]));
+        let l1 = tch::no_grad(|| (&y_hr - &lat.x_hr).abs().mean(Kind::Float));
+        let conf = tch::no_grad(|| logit.sigmoid().mean(Kind::Float));
         let values = vec![
-            ("loss".into(), loss.double_value(&[])),
+            ("loss".into(), loss.shallow_clone()),
             ("l1".into(), l1),
             ("confidence".into(), conf),
-            (DATA_WAIT.into(), wait),
         ];
-        Ok(Step { loss, values })
+        Ok(Step { loss, values, data_wait: wait })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         let mut sums = [0.0; 4];

@@ -25,8 +25,9 @@ use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
 use super::log::{CsvLog, LogRow};
 use super::lr_pairs::{degrade_batch, PairConfig as LrPairConfig, PairLoader};
 use super::rtm::write_memory;
+use super::reuse::ReusedPairs;
 use super::texture_pairs::{Degradation, PairMaker, Pairs};
-use super::trainer::{timed, Losses, Step, Trainer, DATA_WAIT};
+use super::trainer::{Losses, Step, Trainer};
 use crate::autoencoder::AutoencoderKL;
 use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
@@ -63,25 +64,27 @@ pub struct TextureTrainArgs {
     /// Use the encoded degraded crop as view 2, without the GRM.
     #[arg(long)]
     pub no_grm: bool,
+    /// Steps each degraded crop batch serves, each with new windows (the
+    /// degradation is the slow part on a GPU).
+    #[arg(long, default_value_t = 1)]
+    pub reuse: u64,
 }
 
 /// Fraction of rows of `queries` whose most similar row of `keys` (cosine)
-/// is their own partner, the row with the same index.
-pub fn top1_retrieval(queries: &Tensor, keys: &Tensor) -> f64 {
+/// is their own partner, the row with the same index: a float32 scalar on
+/// their device.
+pub fn top1_retrieval(queries: &Tensor, keys: &Tensor) -> Tensor {
     tch::no_grad(|| {
         let best = l2_normalize(queries)
             .matmul(&l2_normalize(keys).tr())
             .argmax(1, false);
         let own = Tensor::arange(best.size()[0], (Kind::Int64, best.device()));
-        best.eq_tensor(&own)
-            .to_kind(Kind::Float)
-            .mean(Kind::Float)
-            .double_value(&[])
+        best.eq_tensor(&own).to_kind(Kind::Float).mean(Kind::Float)
     })
 }
 
 /// NT-Xent and top-1 retrieval of one batch of pairs.
-fn score(t: &TextureClassifier, pairs: &Pairs, temperature: f64) -> Result<(Tensor, f64)> {
+fn score(t: &TextureClassifier, pairs: &Pairs, temperature: f64) -> Result<(Tensor, Tensor)> {
     let keys = t.forward(&pairs.clean)?;
     let queries = t.forward(&pairs.degraded)?;
     let loss = contrastive_loss(&keys, &queries, temperature)?;
@@ -139,6 +142,7 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
         maker.shift,
         a.degradation,
         &run.crop,
+        a.reuse,
     );
     let mut trainer = Trainer::new(run.options.clone(), &identity)?;
     let lr_cfg = LrPairConfig {
@@ -146,8 +150,8 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
         bicubic_prob: maker.bicubic_prob(),
         ..LrPairConfig::realesrgan_x4(run.crop.seed)
     };
-    let mut loader = PairLoader::new(&run.train_images, run.crop.clone(), lr_cfg.clone())?;
-    loader.skip_to(trainer.start_step());
+    let loader = PairLoader::new(&run.train_images, run.crop.clone(), lr_cfg.clone())?;
+    let mut batches = ReusedPairs::new(loader, a.reuse, trainer.start_step())?;
 
     // Fixed validation pairs: crops, degradations and windows drawn once.
     let mut val_rng = ChaCha8Rng::seed_from_u64(run.val_crop_config().seed);
@@ -166,17 +170,12 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
         .collect::<Result<_>>()?;
 
     let temperature = a.temperature;
-    let step = |_step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
-        let (pair, wait) = timed(|| loader.next());
-        let pair = pair.context("data loader ended")??;
-        let pairs = maker.make(&pair.hr, &pair.lr, rng)?;
+    let step = |step: u64, rng: &mut ChaCha8Rng| -> Result<Step> {
+        let (latents, wait) = batches.get(step, |pair| maker.latents(&pair.hr, &pair.lr))?;
+        let pairs = maker.cut(latents, rng);
         let (loss, top1) = score(&t, &pairs, temperature)?;
-        let values = vec![
-            ("ntxent".into(), loss.double_value(&[])),
-            ("top1".into(), top1),
-            (DATA_WAIT.into(), wait),
-        ];
-        Ok(Step { loss, values })
+        let values = vec![("ntxent".into(), loss.shallow_clone()), ("top1".into(), top1)];
+        Ok(Step { loss, values, data_wait: wait })
     };
     let validate = |_step: u64, _emas: &[super::Ema]| -> Result<Losses> {
         tch::no_grad(|| {
@@ -184,7 +183,7 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
             for pairs in &val {
                 let (l, acc) = score(&t, pairs, temperature)?;
                 loss += l.double_value(&[]);
-                top1 += acc;
+                top1 += acc.double_value(&[]);
             }
             let n = val.len().max(1) as f64;
             let chance = val.first().map_or(0.0, |p| 1.0 / p.windows.len() as f64);
@@ -270,9 +269,9 @@ mod tests {
         // Rows 0 and 2 point at their partners; row 1 is nearest to key 0.
         let queries = Tensor::from_slice2(&[[2f32, 0.1], [1.0, 0.2], [-0.5, 0.0]]);
         assert!(
-            (top1_retrieval(&queries, &keys) - 2.0 / 3.0).abs() < 1e-6,
+            (top1_retrieval(&queries, &keys).double_value(&[]) - 2.0 / 3.0).abs() < 1e-6,
             "mean of three rows in f32"
         );
-        assert_eq!(top1_retrieval(&keys, &keys), 1.0);
+        assert_eq!(top1_retrieval(&keys, &keys).double_value(&[]), 1.0);
     }
 }

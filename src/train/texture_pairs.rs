@@ -130,48 +130,55 @@ impl PairMaker<'_> {
 
     /// Pairs from HR crops `hr` (B, 3, S, S) in [0, 1] and their LRs (made
     /// by `lr_pairs` with `bicubic_prob`): `per_crop` per crop, the windows
-    /// drawn from `rng`. View 2 comes from `coarse_latents`, the pipeline's own path.
+    /// drawn from `rng`.
     pub fn make(&self, hr: &Tensor, lr: &Tensor, rng: &mut impl Rng) -> Result<Pairs> {
-        let (b, _, side, _) = hr.size4()?;
+        Ok(self.cut(&self.latents(hr, lr)?, rng))
+    }
+
+    /// Both views' latents of whole crops, the costly part of `make`: the
+    /// clean HR latent, and view 2's from `coarse_latents`, the pipeline's
+    /// own path. A batch of them serves several `cut`s (`--reuse`).
+    pub fn latents(&self, hr: &Tensor, lr: &Tensor) -> Result<CropLatents> {
+        let (_, _, side, _) = hr.size4()?;
         self.check_crop(side)?;
         tch::no_grad(|| {
             let hr = hr.to_device(self.ae.device());
-            let clean_latent = self.ae.encode(&(&hr * 2.0 - 1.0)).to_kind(Kind::Float);
-            let degraded_latent = coarse_latents(self.ae, self.grm, lr, side, side)?.y_hr;
-            let last = clean_latent.size()[2] - self.patch;
-            let windows: Vec<PairWindows> = (0..b)
-                .flat_map(|crop| (0..self.per_crop).map(move |_| crop))
-                .map(|crop| {
-                    let clean = (rng.random_range(0..=last), rng.random_range(0..=last));
-                    let mut jitter =
-                        |p: i64| (p + rng.random_range(-self.shift..=self.shift)).clamp(0, last);
-                    PairWindows {
-                        crop,
-                        clean,
-                        degraded: (jitter(clean.0), jitter(clean.1)),
-                    }
-                })
-                .collect();
-            let cut = |latent: &Tensor, at: fn(&PairWindows) -> (i64, i64)| {
-                let patches: Vec<Tensor> = windows
-                    .iter()
-                    .map(|w| {
-                        let (y, x) = at(w);
-                        latent
-                            .narrow(0, w.crop, 1)
-                            .narrow(2, y, self.patch)
-                            .narrow(3, x, self.patch)
-                    })
-                    .collect();
-                Tensor::cat(&patches, 0)
-            };
-            Ok(Pairs {
-                clean: cut(&clean_latent, |w| w.clean),
-                degraded: cut(&degraded_latent, |w| w.degraded),
-                windows,
-            })
+            let clean = self.ae.encode(&(&hr * 2.0 - 1.0)).to_kind(Kind::Float);
+            let degraded = coarse_latents(self.ae, self.grm, lr, side, side)?.y_hr;
+            Ok(CropLatents { clean, degraded })
         })
     }
+
+    /// `per_crop` pairs per crop of `latents`, at windows drawn from `rng`.
+    pub fn cut(&self, latents: &CropLatents, rng: &mut impl Rng) -> Pairs {
+        let (b, side) = (latents.clean.size()[0], latents.clean.size()[2]);
+        let last = side - self.patch;
+        let windows: Vec<PairWindows> = (0..b)
+            .flat_map(|crop| (0..self.per_crop).map(move |_| crop))
+            .map(|crop| {
+                let clean = (rng.random_range(0..=last), rng.random_range(0..=last));
+                let mut jitter = |p: i64| (p + rng.random_range(-self.shift..=self.shift)).clamp(0, last);
+                PairWindows { crop, clean, degraded: (jitter(clean.0), jitter(clean.1)) }
+            })
+            .collect();
+        let cut = |latent: &Tensor, at: fn(&PairWindows) -> (i64, i64)| {
+            let patches: Vec<Tensor> = windows
+                .iter()
+                .map(|w| {
+                    let (y, x) = at(w);
+                    latent.narrow(0, w.crop, 1).narrow(2, y, self.patch).narrow(3, x, self.patch)
+                })
+                .collect();
+            Tensor::cat(&patches, 0)
+        };
+        Pairs { clean: cut(&latents.clean, |w| w.clean), degraded: cut(&latents.degraded, |w| w.degraded), windows }
+    }
+}
+
+/// The two views' latents of a batch of crops, (B, c, S/f, S/f) each.
+pub struct CropLatents {
+    pub clean: Tensor,
+    pub degraded: Tensor,
 }
 
 fn round_up(x: i64, unit: i64) -> i64 {
@@ -256,6 +263,23 @@ mod tests {
             crate::conformance::max_abs_diff(&again.degraded, &pairs.degraded),
             0.0
         );
+    }
+
+    #[test]
+    fn one_batch_of_latents_serves_new_windows_at_every_cut() {
+        let vs = VarStore::new(Device::Cpu);
+        let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
+        let m = maker(&ae, 2);
+        let x = crops();
+        let lr = crate::train::lr_pairs::degrade_batch(&x, 0, &lr_config(&m)).unwrap().lr;
+        let latents = m.latents(&x, &lr).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (first, second) = (m.cut(&latents, &mut rng), m.cut(&latents, &mut rng));
+        assert_ne!(first.windows, second.windows, "a reused batch gives other places");
+        // A cut is `make`'s pairs for the same windows: the same latents, no new degradation.
+        let made = m.make(&x, &lr, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        assert_eq!(made.windows, first.windows);
+        assert_eq!(crate::conformance::max_abs_diff(&made.degraded, &first.degraded), 0.0);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use super::checkpoint::{Checkpoint, RngState, TrainState};
 use super::ema::Ema;
 use super::log::{CsvLog, LogRow};
-use super::optim::{clip_grad_norm, AdamW, AdamWConfig, LrSchedule};
+use super::optim::{clip_divisor, AdamW, AdamWConfig, LrSchedule};
 use super::plot::plot_losses;
 use crate::autocast::autocast;
 pub use crate::autocast::Precision;
@@ -36,17 +36,17 @@ pub type Losses = Vec<(String, f64)>;
 /// One training step's result: the loss to differentiate and the named
 /// values to log (the loss among them, first for the progress bar). The loop,
 /// not the step, calls `backward`, outside autocast, as PyTorch recommends.
-/// A value named `DATA_WAIT` is the seconds the step waited for its data: the
-/// loop logs it as `data_wait`, the share of the step time spent waiting.
+/// The values stay tensors: the loop reads them back (which waits for the
+/// device) only on the steps it logs, so a GPU never idles between steps.
 pub struct Step {
     pub loss: Tensor,
-    pub values: Losses,
+    pub values: Vec<(String, Tensor)>,
+    /// Seconds the step waited for its data (`timed`): the loop logs the
+    /// share of step time spent waiting as `data_wait`.
+    pub data_wait: f64,
 }
 
-/// See `Step`.
-pub const DATA_WAIT: &str = "data_wait_s";
-
-/// Times a data fetch for the `DATA_WAIT` value.
+/// Times a data fetch for `Step::data_wait`.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let out = f();
@@ -216,33 +216,37 @@ impl Trainer {
         };
         let (mut window_steps, mut window_start, mut window_wait) = (0u64, Instant::now(), 0.0);
         let mut last = o.max_steps;
+        // All losses finite since step `checked` (a device flag, read only
+        // when the loop logs, validates or saves).
+        let mut finite = Tensor::ones([], (tch::Kind::Bool, o.device));
+        let mut checked = start;
 
         for step in start..o.max_steps {
-            optimizer.zero_grad();
+            optimizer.zero_grad()?;
             tch::manual_seed(step_seed(o.seed, step));
             let bf16 = o.precision == Precision::Bf16;
-            let Step {
-                loss,
-                values: losses,
-            } = autocast(o.device, bf16, || step_fn(step, &mut rng))
+            let Step { loss, values, data_wait } = autocast(o.device, bf16, || step_fn(step, &mut rng))
                 .with_context(|| format!("training step {step}"))?;
             loss.backward();
-            if losses.is_empty() {
+            if values.is_empty() {
                 bail!("training step {step}: the step returned no losses");
             }
-            if let Some((name, v)) = losses.iter().find(|(_, v)| !v.is_finite()) {
-                bail!("training step {step}: loss {name} is {v}");
-            }
-            let mut values = losses;
-            if let Some(i) = values.iter().position(|(n, _)| n == DATA_WAIT) {
-                window_wait += values.remove(i).1;
-            }
+            let mut values: Vec<(String, Tensor)> =
+                values.into_iter().map(|(n, v)| (n, v.detach())).collect();
+            finite = finite.logical_and(&loss.detach().isfinite());
+            window_wait += data_wait;
+            let mut divisor = None;
             if let Some(max) = o.clip {
-                values.push(("grad_norm".into(), clip_grad_norm(&tensors, max)));
+                if let Some((norm, d)) = clip_divisor(&tensors, max)? {
+                    values.push(("grad_norm".into(), norm));
+                    divisor = Some(d);
+                }
             }
             let lr = schedule.at(step);
-            optimizer.step(lr);
-            emas.iter_mut().for_each(|ema| ema.update(step));
+            optimizer.step(lr, divisor.as_ref())?;
+            for ema in emas.iter_mut() {
+                ema.update(step)?;
+            }
             window_steps += 1;
             let done = step + 1;
             bar.set_position(done);
@@ -253,7 +257,24 @@ impl Trainer {
                 last = done;
             }
 
-            if done % o.log_every.max(1) == 0 || done == last {
+            let cut_short = done == last && last < o.max_steps;
+            let validating = o.val_every > 0 && (done % o.val_every == 0 || cut_short);
+            let saving = done % o.ckpt_every.max(1) == 0 || done == last;
+            let logging = done % o.log_every.max(1) == 0 || done == last;
+            if logging || validating || saving {
+                // A non-finite loss since the last check stops the run before
+                // anything is logged or saved from it.
+                if finite.int64_value(&[]) == 0 {
+                    bail!("training step {done}: the loss was not finite at some step after step {checked}");
+                }
+                checked = done;
+            }
+            if logging {
+                let mut values: Vec<(String, f64)> =
+                    values.iter().map(|(n, v)| (n.clone(), v.double_value(&[]))).collect();
+                if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+                    bail!("training step {done}: {name} is {v}");
+                }
                 crate::device::synchronize(o.device);
                 let seconds = window_start.elapsed().as_secs_f64();
                 let rate = (window_steps as usize * o.samples_per_step) as f64 / seconds;
@@ -265,13 +286,12 @@ impl Trainer {
                 ));
                 (window_steps, window_start, window_wait) = (0, Instant::now(), 0.0);
             }
-            let cut_short = done == last && last < o.max_steps;
-            if o.val_every > 0 && (done % o.val_every == 0 || cut_short) {
+            if validating {
                 let val = tch::no_grad(|| val_fn(done, &emas))
                     .with_context(|| format!("validation at step {done}"))?;
                 log.append(&rows(done, "val", &val, lr, 0.0, elapsed()))?;
             }
-            if done % o.ckpt_every.max(1) == 0 || done == last {
+            if saving {
                 let state = TrainState {
                     step: done,
                     rng: RngState::capture(&rng),

@@ -30,8 +30,8 @@ fn train(out_dir: &Path, max_steps: u64, delay: Duration) -> VarStore {
         let x: Vec<f32> = (0..32).map(|_| rng.random_range(-1.0..1.0)).collect();
         let x = Tensor::from_slice(&x).view([8, 4]);
         let loss = (x.matmul(&w) - x.matmul(&truth)).square().mean(Kind::Float);
-        let values = vec![("mse".to_string(), loss.double_value(&[]))];
-        Ok(Step { loss, values })
+        let values = vec![("mse".to_string(), loss.shallow_clone())];
+        Ok(Step { loss, values, data_wait: 0.0 })
     };
     let val = |_: u64, emas: &[Ema]| {
         let ema_w = &emas[0].shadow().variables()["fc.weight"];
@@ -220,8 +220,9 @@ fn cuda_bf16_training_steps_update_float32_weights_and_stop_at_the_time_limit() 
         kinds.push(y.kind());
         let loss = y.to_kind(Kind::Float).square().mean(Kind::Float);
         Ok(Step {
-            values: vec![("loss".into(), loss.double_value(&[]))],
+            values: vec![("loss".into(), loss.shallow_clone())],
             loss,
+            data_wait: 0.0,
         })
     };
     trainer
@@ -239,4 +240,30 @@ fn cuda_bf16_training_steps_update_float32_weights_and_stop_at_the_time_limit() 
         Checkpoint::in_dir(dir.path()).latest().unwrap().is_some(),
         "the time limit must checkpoint"
     );
+}
+
+/// The loop reads losses back only when it logs, validates or saves; a NaN
+/// in between must still stop the run before anything of it is saved.
+#[test]
+fn a_non_finite_loss_stops_the_run_before_it_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let w = (vs.root() / "fc").var("weight", &[3], nn::Init::Const(1.0));
+    let options = TrainOptions {
+        log_every: 5,
+        val_every: 0,
+        ckpt_every: 5,
+        warmup: 0,
+        progress_bar: false,
+        ..TrainOptions::new(dir.path(), 20)
+    };
+    let mut trainer = Trainer::new(options, &"nan").unwrap();
+    let step = |step: u64, _: &mut ChaCha8Rng| {
+        let scale = if step == 2 { f64::NAN } else { 1.0 };
+        let loss = (&w * scale).square().sum(Kind::Float);
+        Ok(Step { values: vec![("loss".into(), loss.shallow_clone())], loss, data_wait: 0.0 })
+    };
+    let err = trainer.run(&mut [("toy", &mut vs)], step, |_, _| Ok(vec![])).unwrap_err();
+    assert!(format!("{err:#}").contains("not finite"), "{err:#}");
+    assert!(Checkpoint::in_dir(dir.path()).latest().unwrap().is_none(), "nothing saved");
 }
