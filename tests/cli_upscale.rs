@@ -58,6 +58,28 @@ fn same_seed_same_bytes_and_other_scales_resample() {
 }
 
 #[test]
+fn bicubic_detail_changes_the_output_and_refuses_weights_outside_0_1() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let inp = d.path().join("in.png");
+    rgb_image(20, 16).save(&inp).unwrap();
+    let outputs: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|w| {
+            let out = d.path().join(format!("w{w}.png"));
+            let o = upscale(&model, &[inp.to_str().unwrap(), "-o", out.to_str().unwrap(), "--bicubic-detail", w, "--no-detail-gate"]);
+            assert!(o.status.success(), "{}", text(&o));
+            image::open(&out).unwrap().to_rgb8()
+        })
+        .collect();
+    assert_ne!(outputs[0], outputs[1], "the decoder's loss is added back");
+    let bad = d.path().join("bad.png");
+    let o = upscale(&model, &[inp.to_str().unwrap(), "-o", bad.to_str().unwrap(), "--bicubic-detail", "1.5"]);
+    assert!(!o.status.success() && text(&o).contains("not in [0, 1]"), "{}", text(&o));
+    assert!(!bad.exists());
+}
+
+#[test]
 fn formats_bit_depths_gray_and_alpha_keep_their_layout() {
     let d = tempfile::tempdir().unwrap();
     let model = tiny_model(d.path());

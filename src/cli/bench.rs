@@ -51,6 +51,9 @@ pub struct BenchArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 64)]
     pub max_batch: usize,
+    /// As `upscale --bicubic-detail` (0 leaves out its second decode).
+    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
+    pub bicubic_detail: f64,
     /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
@@ -136,6 +139,7 @@ fn spawn_child(a: &BenchArgs, input: &Path, precision: Precision, sampling: Samp
     cmd.arg("bench").arg("--child").arg(value_name(&sampling)).arg("--precisions").arg(value_name(&precision));
     cmd.arg("--input").arg(input).arg("-o").arg(&a.output).arg("--device").arg(value_name(&a.device));
     cmd.args(["--seed", &a.seed.to_string(), "--max-batch", &a.max_batch.to_string()]).args(a.pgs.to_args());
+    cmd.args(["--bicubic-detail", &a.bicubic_detail.to_string()]);
     if let Some(m) = &a.model {
         cmd.arg("--model").arg(m);
     }
@@ -165,6 +169,7 @@ fn child(a: &BenchArgs, sampling: Sampling) -> Result<i32> {
     let mut opts = SamplingOptions::new(if sampling == Sampling::Pgs { pgs } else { uniform }, model.config.colorfix);
     opts.seed = a.seed;
     opts.max_batch = a.max_batch.max(1);
+    opts.bicubic_detail = a.bicubic_detail;
     let lr = load_image(input, 1 << 28)?.rgb;
     let warmup = a.warmup.unwrap_or(if dev.is_cuda() { 1 } else { 0 });
     let run = run_config(&model, &lr, &opts, &value_name(&precision), &value_name(&sampling), warmup)?;
@@ -184,6 +189,7 @@ fn tradeoff(a: &BenchArgs) -> Result<i32> {
     let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
     opts.seed = a.seed;
     opts.max_batch = a.max_batch.max(1);
+    opts.bicubic_detail = a.bicubic_detail;
     let points = measure(&model, &pairs, &settings(&opts.pgs)?, &opts, &NiqeParams::bundled())?;
     println!("{:<14} {:>9} {:>9} {:>7}", "setting", "seconds", "PSNR-Y", "NIQE");
     for p in &points {

@@ -58,6 +58,11 @@ pub struct EvalArgs {
     /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
     #[arg(long)]
     pub no_detail_gate: bool,
+    /// How much of the bicubic detail the decoder cannot represent is added
+    /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
+    /// 0 noisy or compressed ones (the noise stays out).
+    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
+    pub bicubic_detail: f64,
     #[arg(long, env = "PATCHSCALER_MODEL")]
     pub model: Option<PathBuf>,
     #[arg(long)]
@@ -96,6 +101,7 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     if a.no_detail_gate {
         opts.detail_gate = None;
     }
+    opts.bicubic_detail = a.bicubic_detail;
     opts.max_batch = a.max_batch.max(1);
     opts.prompt = match a.prompt {
         PromptArg::Retrieved => PromptMode::Retrieved,

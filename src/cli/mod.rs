@@ -19,6 +19,16 @@ pub mod upscale;
 
 use clap::{Parser, Subcommand};
 
+/// clap parser for a weight in [0, 1].
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    let w: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("{w} is not in [0, 1]"))
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "patchscaler",

@@ -55,6 +55,11 @@ pub struct UpscaleArgs {
     /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
     #[arg(long)]
     pub no_detail_gate: bool,
+    /// How much of the bicubic detail the decoder cannot represent is added
+    /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
+    /// 0 noisy or compressed ones (the noise stays out).
+    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
+    pub bicubic_detail: f64,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
@@ -187,6 +192,7 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
     if a.no_detail_gate {
         opts.detail_gate = None;
     }
+    opts.bicubic_detail = a.bicubic_detail;
     opts.max_batch = a.max_batch as usize;
     let inputs: Vec<PathBuf> = jobs.iter().map(|j| j.input.clone()).collect();
     for (i, job) in jobs.iter().enumerate() {

@@ -55,7 +55,11 @@ pub fn run_config(model: &Model, lr: &tch::Tensor, opts: &SamplingOptions, preci
         peak_rss_mib: peak_rss_mib(),
         denoiser_evaluations: up.stats.evaluations,
         patches_per_group: up.stats.patches_per_group.clone(),
-        gflops: stage_flops(model, up.sr.size()[2], up.sr.size()[3]).total(up.stats.patches_per_group.iter().sum(), up.stats.evaluations) / 1e9,
+        gflops: stage_flops(model, up.sr.size()[2], up.sr.size()[3]).total(
+            up.stats.patches_per_group.iter().sum(),
+            up.stats.evaluations,
+            if opts.bicubic_detail > 0.0 { 2 } else { 1 },
+        ) / 1e9,
     })
 }
 

@@ -23,9 +23,11 @@ pub struct StageFlops {
 }
 
 impl StageFlops {
-    /// The whole upscale: `patches` patches and `evaluations` denoiser calls.
-    pub fn total(&self, patches: usize, evaluations: usize) -> f64 {
-        self.encode + self.grm + self.decode + self.prompt_per_patch * patches as f64 + self.dit_per_evaluation * evaluations as f64
+    /// The whole upscale: `patches` patches, `evaluations` denoiser calls and
+    /// `decodes` decoder passes (2 with the bicubic detail, which decodes
+    /// E(bicubic) too).
+    pub fn total(&self, patches: usize, evaluations: usize, decodes: usize) -> f64 {
+        self.encode + self.grm + self.decode * decodes as f64 + self.prompt_per_patch * patches as f64 + self.dit_per_evaluation * evaluations as f64
     }
 }
 
@@ -183,7 +185,8 @@ mod tests {
         assert!((big.encode / small.encode - 4.0).abs() < 1e-9 && (big.grm / small.grm - 4.0).abs() < 1e-9);
         assert_eq!(big.dit_per_evaluation, small.dit_per_evaluation);
         assert!(small.dit_per_evaluation > 0.0 && small.prompt_per_patch > 0.0);
-        assert!(small.total(9, 90) > small.total(9, 40));
+        assert!(small.total(9, 90, 1) > small.total(9, 40, 1));
+        assert_eq!(small.total(9, 40, 2) - small.total(9, 40, 1), small.decode);
         // A DiT evaluation is at least its linear layers: 2 * params * tokens / patch... within reason.
         let params: i64 = model.dit_vs.variables().iter().filter(|(n, _)| !n.starts_with("texture_encoder.")).map(|(_, t)| t.numel() as i64).sum();
         let tokens = (model.config.dit.input_size / model.config.dit.patch_size).pow(2) as f64;

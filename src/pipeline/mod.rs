@@ -1,7 +1,9 @@
 //! The PatchScaler inference path, top to bottom (SPEC section 1):
 //! bicubic x4 -> E -> GRM -> PGS (texture prompt, Patch-DiT per group) ->
-//! merge -> D -> colour fix.
+//! merge -> D (plus the bicubic detail D cannot represent) -> colour fix ->
+//! detail gate.
 
+pub mod bicubic_detail;
 pub mod coarse;
 pub mod detail_gate;
 pub mod options;
@@ -15,7 +17,8 @@ pub use progress::{Progress, ProgressFn};
 pub use regions::RegionTiles;
 use progress::Tracker;
 
-use crate::autoencoder::tiled::{decode_tiled, encode_tiled};
+use crate::autoencoder::tiled::encode_tiled;
+use bicubic_detail::{add_bicubic_detail, decode_image};
 use crate::dit::model::PromptKv;
 use crate::model::Model;
 use crate::pgs::groups::qmap;
@@ -217,18 +220,14 @@ pub(crate) fn upscale_inner(
     let latent = grid.merge(&x0)?;
     clock.lap("merge");
 
-    let decoded =
-        decode_tiled(&model.ae, &latent.to_kind(kind), &opts.ae_tiles)?.to_kind(Kind::Float);
-    let sr = ((decoded + 1.0) / 2.0)
-        .narrow(2, 0, h * s)
-        .narrow(3, 0, w * s);
+    // `decoded` dies here: the colour fix's own buffers come on top of what lives on.
+    let sr = {
+        let decoded = decode_image(model, &latent, (h * s, w * s), &opts.ae_tiles)?;
+        add_bicubic_detail(model, &decoded, &bicubic, &y_lr, opts.bicubic_detail, &opts.ae_tiles)?
+    };
     clock.lap("decode");
 
-    let sr = opts.colorfix.apply(&sr, &bicubic)?.clamp(0.0, 1.0);
-    let sr = match &opts.detail_gate {
-        Some(gate) => gate.apply(&sr, &bicubic, lr)?,
-        None => sr,
-    };
+    let sr = finish(&sr, &bicubic, lr, opts)?;
     clock.lap("color fix");
 
     let valid = ((h * s + f - 1) / f, (w * s + f - 1) / f);
@@ -297,15 +296,22 @@ pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Resul
     tch::no_grad(|| {
         let r = restore(model, lr, opts, 1)?;
         let ((h, w), s) = (r.lr_size, model.config.scale);
-        let dec = decode_tiled(&model.ae, &r.y_hr.to_kind(model.kind()), &opts.ae_tiles)?
-            .to_kind(Kind::Float);
-        let coarse = ((dec + 1.0) / 2.0).narrow(2, 0, h * s).narrow(3, 0, w * s);
-        let coarse = opts.colorfix.apply(&coarse, &r.bicubic)?.clamp(0.0, 1.0);
-        match &opts.detail_gate {
-            Some(gate) => gate.apply(&coarse, &r.bicubic, lr),
-            None => Ok(coarse),
-        }
+        let coarse = {
+            let decoded = decode_image(model, &r.y_hr, (h * s, w * s), &opts.ae_tiles)?;
+            add_bicubic_detail(model, &decoded, &r.bicubic, &r.y_lr, opts.bicubic_detail, &opts.ae_tiles)?
+        };
+        finish(&coarse, &r.bicubic, lr, opts)
     })
+}
+
+/// The steps after the decoder that every result goes through: the colour
+/// fix against bicubic, then the detail gate.
+fn finish(decoded: &Tensor, bicubic: &Tensor, lr: &Tensor, opts: &SamplingOptions) -> Result<Tensor> {
+    let fixed = opts.colorfix.apply(decoded, bicubic)?.clamp(0.0, 1.0);
+    match &opts.detail_gate {
+        Some(gate) => gate.apply(&fixed, bicubic, lr),
+        None => Ok(fixed),
+    }
 }
 
 /// Resamples the native-scale result to another factor (SPEC: scales other

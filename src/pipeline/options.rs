@@ -40,6 +40,9 @@ pub struct SamplingOptions {
     pub prompt: PromptMode,
     /// Bicubic where the LR has no structure (see `detail_gate`); None: off.
     pub detail_gate: Option<DetailGate>,
+    /// Weight in [0, 1] of the bicubic detail the decoder cannot represent
+    /// (see `bicubic_detail`): 1 for clean inputs, 0 for noisy ones.
+    pub bicubic_detail: f64,
     /// Called after every stage and every Patch-DiT call (see `progress`).
     pub progress: Option<ProgressFn>,
 }
@@ -56,6 +59,7 @@ impl SamplingOptions {
             y0: Y0Source::Coarse,
             prompt: PromptMode::Retrieved,
             detail_gate: Some(DetailGate::default()),
+            bicubic_detail: 1.0,
             progress: None,
         }
     }
