@@ -3,7 +3,7 @@
 //! a CSV and one side-by-side figure per image. The ablation flags (--prompt,
 //! --y0, the PGS overrides) make the README's ablation tables.
 
-pub use super::presets::PgsFlags;
+pub use super::presets::{FinishFlags, PgsFlags};
 use super::upscale::{device, expand_inputs, load_model, DeviceArg, Precision};
 use crate::eval::figure::side_by_side;
 use crate::eval::methods::{self, Method};
@@ -54,15 +54,8 @@ pub struct EvalArgs {
     /// Seed of the degradation (per file, as `patchscaler degrade`) and of sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Keep PatchScaler's output where the LR has no structure (flat, smooth
-    /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
-    #[arg(long)]
-    pub no_detail_gate: bool,
-    /// How much of the bicubic detail the decoder cannot represent is added
-    /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
-    /// 0 noisy or compressed ones (the noise stays out).
-    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
-    pub bicubic_detail: f64,
+    #[command(flatten)]
+    pub finish: FinishFlags,
     #[arg(long, env = "PATCHSCALER_MODEL")]
     pub model: Option<PathBuf>,
     #[arg(long)]
@@ -98,10 +91,7 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     let (pgs, uniform) = a.pgs.plans(&model)?;
     let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
     opts.seed = a.seed;
-    if a.no_detail_gate {
-        opts.detail_gate = None;
-    }
-    opts.bicubic_detail = a.bicubic_detail;
+    a.finish.apply(&mut opts);
     opts.max_batch = a.max_batch.max(1);
     opts.prompt = match a.prompt {
         PromptArg::Retrieved => PromptMode::Retrieved,

@@ -113,6 +113,29 @@ pub fn plan(preset: Preset, o: &Overrides, base: &PgsConfig) -> Result<PgsConfig
     with_patches(PgsConfig::from_bounds(&thresholds, &pairs)?, patch, stride)
 }
 
+/// How the decoded result is finished, for `upscale` and `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct FinishFlags {
+    /// Keep PatchScaler's output where the LR has no structure (flat, smooth
+    /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
+    #[arg(long)]
+    pub no_detail_gate: bool,
+    /// How much of the bicubic detail the decoder cannot represent is added
+    /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
+    /// 0 noisy or compressed ones (the noise stays out).
+    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
+    pub bicubic_detail: f64,
+}
+
+impl FinishFlags {
+    pub fn apply(&self, opts: &mut crate::pipeline::SamplingOptions) {
+        if self.no_detail_gate {
+            opts.detail_gate = None;
+        }
+        opts.bicubic_detail = self.bicubic_detail;
+    }
+}
+
 /// The sampling-plan flags of `upscale`, `eval` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct PgsFlags {

@@ -3,7 +3,7 @@
 //! progress bar and ends in one summary line; a bad image costs one error
 //! line and the batch goes on; a tally closes the run.
 
-use super::presets::PgsFlags;
+use super::presets::{FinishFlags, PgsFlags};
 use crate::colorfix::ColorFix;
 use super::batch::{Manifest, Record, Shard, Status};
 use super::memory::{self, Fit};
@@ -51,15 +51,8 @@ pub struct UpscaleArgs {
     pub scale: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Keep PatchScaler's output where the LR has no structure (flat, smooth
-    /// gradients) instead of returning bicubic there (see `pipeline::detail_gate`).
-    #[arg(long)]
-    pub no_detail_gate: bool,
-    /// How much of the bicubic detail the decoder cannot represent is added
-    /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
-    /// 0 noisy or compressed ones (the noise stays out).
-    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
-    pub bicubic_detail: f64,
+    #[command(flatten)]
+    pub finish: FinishFlags,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
@@ -189,10 +182,7 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
     let dev = device(a.device)?;
     let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, a.precision)?;
     let mut opts = sampling_options(&model, &a.pgs, a.uniform, a.colorfix, a.seed)?;
-    if a.no_detail_gate {
-        opts.detail_gate = None;
-    }
-    opts.bicubic_detail = a.bicubic_detail;
+    a.finish.apply(&mut opts);
     opts.max_batch = a.max_batch as usize;
     let inputs: Vec<PathBuf> = jobs.iter().map(|j| j.input.clone()).collect();
     for (i, job) in jobs.iter().enumerate() {

@@ -22,27 +22,39 @@ use crate::model::Model;
 use anyhow::{ensure, Result};
 use tch::{Kind, Tensor};
 
-/// `decoded` (1, 3, H, W) in [0, 1] plus `weight` times what the decoder
-/// loses of `bicubic` (same size), given E(bicubic) as `bicubic_latent`
-/// (padded to whole latent pixels, as the pipeline makes it).
-pub fn add_bicubic_detail(
+/// D(`latent`) plus `weight` times what the decoder loses of `bicubic`
+/// (1, 3, H, W) in [0, 1], given E(bicubic) as `bicubic_latent` (both
+/// latents padded to whole latent pixels, as the pipeline makes them): the
+/// image every result is made of before the colour fix.
+pub fn decode_with_bicubic_detail(
     model: &Model,
-    decoded: &Tensor,
+    latent: &Tensor,
     bicubic: &Tensor,
     bicubic_latent: &Tensor,
     weight: f64,
     tiles: &TileConfig,
 ) -> Result<Tensor> {
     ensure!((0.0..=1.0).contains(&weight), "bicubic detail weight {weight}: must lie in [0, 1]");
-    if weight == 0.0 {
-        return Ok(decoded.shallow_clone());
+    let size = (bicubic.size()[2], bicubic.size()[3]);
+    let decoded = decode_image(model, latent, size, tiles)?;
+    if decoder_passes(weight) == 1 {
+        return Ok(decoded);
     }
-    let (h, w) = (bicubic.size()[2], bicubic.size()[3]);
-    // One new image-sized tensor, the rest in place: the largest outputs
-    // are hundreds of MiB each (the memory estimate counts them).
-    let mut detail = bicubic - decode_image(model, bicubic_latent, (h, w), tiles)?;
-    let _ = detail.g_mul_scalar_(weight).g_add_(decoded);
+    // One new image-sized tensor, the rest in place, and `decoded` freed on
+    // return, before the colour fix's buffers: the largest outputs are
+    // hundreds of MiB each (the memory estimate counts them).
+    let mut detail = bicubic - decode_image(model, bicubic_latent, size, tiles)?;
+    let _ = detail.g_mul_scalar_(weight).g_add_(&decoded);
     Ok(detail)
+}
+
+/// Decoder passes per result: the bicubic detail adds one unless its weight is 0.
+pub fn decoder_passes(weight: f64) -> usize {
+    if weight > 0.0 {
+        2
+    } else {
+        1
+    }
 }
 
 /// D(`latent`) as an image in [0, 1] (unclamped), float32, cut to `size`
@@ -72,16 +84,18 @@ mod tests {
         let r = tch::no_grad(|| restore(&model, &lr, &opts, 1)).unwrap();
         let size = (r.bicubic.size()[2], r.bicubic.size()[3]);
         let tiles = &opts.ae_tiles;
+        let with = |w: f64| tch::no_grad(|| decode_with_bicubic_detail(&model, &r.y_lr, &r.bicubic, &r.y_lr, w, tiles));
         let decoded = tch::no_grad(|| decode_image(&model, &r.y_lr, size, tiles)).unwrap();
         let gap = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
         assert!(gap(&decoded, &r.bicubic) > 0.05, "an untrained decoder does not reconstruct");
-        let full = tch::no_grad(|| add_bicubic_detail(&model, &decoded, &r.bicubic, &r.y_lr, 1.0, tiles)).unwrap();
+        let full = with(1.0).unwrap();
         assert!(gap(&full, &r.bicubic) < 1e-5, "{}", gap(&full, &r.bicubic));
-        let half = tch::no_grad(|| add_bicubic_detail(&model, &decoded, &r.bicubic, &r.y_lr, 0.5, tiles)).unwrap();
+        let half = with(0.5).unwrap();
         assert!(gap(&half, &((&decoded + &r.bicubic) * 0.5)) < 1e-5);
-        let none = add_bicubic_detail(&model, &decoded, &r.bicubic, &r.y_lr, 0.0, tiles).unwrap();
+        let none = with(0.0).unwrap();
         assert_eq!(gap(&none, &decoded), 0.0);
-        let err = add_bicubic_detail(&model, &decoded, &r.bicubic, &r.y_lr, 1.5, tiles).unwrap_err();
+        assert_eq!((decoder_passes(0.0), decoder_passes(0.5), decoder_passes(1.0)), (1, 2, 2));
+        let err = with(1.5).unwrap_err();
         assert!(err.to_string().contains("[0, 1]"), "{err}");
     }
 }

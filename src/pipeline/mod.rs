@@ -18,7 +18,7 @@ pub use regions::RegionTiles;
 use progress::Tracker;
 
 use crate::autoencoder::tiled::encode_tiled;
-use bicubic_detail::{add_bicubic_detail, decode_image};
+use bicubic_detail::decode_with_bicubic_detail;
 use crate::dit::model::PromptKv;
 use crate::model::Model;
 use crate::pgs::groups::qmap;
@@ -220,11 +220,7 @@ pub(crate) fn upscale_inner(
     let latent = grid.merge(&x0)?;
     clock.lap("merge");
 
-    // `decoded` dies here: the colour fix's own buffers come on top of what lives on.
-    let sr = {
-        let decoded = decode_image(model, &latent, (h * s, w * s), &opts.ae_tiles)?;
-        add_bicubic_detail(model, &decoded, &bicubic, &y_lr, opts.bicubic_detail, &opts.ae_tiles)?
-    };
+    let sr = decode_with_bicubic_detail(model, &latent, &bicubic, &y_lr, opts.bicubic_detail, &opts.ae_tiles)?;
     clock.lap("decode");
 
     let sr = finish(&sr, &bicubic, lr, opts)?;
@@ -295,11 +291,7 @@ impl<'a> Stopwatch<'a> {
 pub fn coarse_image(model: &Model, lr: &Tensor, opts: &SamplingOptions) -> Result<Tensor> {
     tch::no_grad(|| {
         let r = restore(model, lr, opts, 1)?;
-        let ((h, w), s) = (r.lr_size, model.config.scale);
-        let coarse = {
-            let decoded = decode_image(model, &r.y_hr, (h * s, w * s), &opts.ae_tiles)?;
-            add_bicubic_detail(model, &decoded, &r.bicubic, &r.y_lr, opts.bicubic_detail, &opts.ae_tiles)?
-        };
+        let coarse = decode_with_bicubic_detail(model, &r.y_hr, &r.bicubic, &r.y_lr, opts.bicubic_detail, &opts.ae_tiles)?;
         finish(&coarse, &r.bicubic, lr, opts)
     })
 }
