@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every measured figure of the README's results, from a model (default: the
-# shipped one), into runs/eval/: both evaluation protocols on the validation
-# split, the ablations (paper Tables 3 and 4, small scale), the 512 -> 2048
-# speed benchmark and the quality / runtime trade-off (paper Fig. 6).
+# shipped one), into runs/eval/: the three evaluation protocols (bicubic,
+# light, Real-ESRGAN; the README's docs/eval_val_<protocol>_x4.csv are
+# runs/eval/<protocol>/eval.csv) on the validation split, the ablations
+# (paper Tables 3 and 4, small scale), the 512 -> 2048 speed benchmark and
+# the quality / runtime trade-off (paper Fig. 6).
 #   scripts/eval_default.sh [model] [out]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +16,7 @@ mkdir -p "$out"
 mapfile -t val < <(awk -F, '$NF=="val" {print "data/"$1}' data/manifest.csv)
 common=(--model "$model" --crop-hr 256 --seed 0)
 
-for d in bicubic realesrgan; do
+for d in bicubic light realesrgan; do
   $ps eval "${val[@]}" "${common[@]}" --degrade "$d" -o "$out/$d" | tee "$out/$d.txt"
 done
 

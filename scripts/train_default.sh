@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces the shipped model (models/default) from nothing, in the order and
-# with the step counts it was trained for (over two sessions: the second
+# Reproduces the learned-latent model (the `cpu` preset, models/default until
+# 2026-12-07; the exact-latent model that ships now is trained by
+# scripts/train_background.sh, README "Two latents compared") from nothing,
+# in the order and with the step counts it was trained for (over two sessions: the second
 # extended the GRM run, fine-tuned the decoder, extended the DiT run and
 # calibrated the PGS thresholds). Each trainer checkpoints into runs/<part>
 # and resumes from there when re-run; raise the step counts to train longer.
@@ -13,7 +15,7 @@ source "$here/env.sh"
 cd "$PS_ROOT"
 cargo build --release --quiet
 ps=target/release/patchscaler
-model=${1:-models/default}
+model=${1:-models/learned}
 data=data/manifest.csv
 [ -d "$model" ] || $ps init --preset cpu -o "$model"
 $ps train ae      --model "$model" --data $data --out runs/ae      --steps "${AE_STEPS:-1600}" --batch 8 --crop 128 --lr 2e-4 --config scripts/train/ae.toml --quiet

@@ -1,4 +1,5 @@
-//! End-to-end: `patchscaler degrade` makes byte-identical LR sets per seed.
+//! End-to-end: `patchscaler degrade` makes byte-identical LR sets per seed,
+//! for the Real-ESRGAN and the light protocol.
 
 use std::process::Command;
 
@@ -27,4 +28,17 @@ fn same_seed_same_bytes_bicubic_sizes_and_bad_files_reported() {
     let r = degrade(&[hr.join("a.png").to_str().unwrap(), "-o", o3.to_str().unwrap(), "--bicubic"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(image::image_dimensions(o3.join("a.png")).unwrap(), (24, 20));
+    // The light protocol: seeded per file as Real-ESRGAN's, other bytes.
+    let light = |o: &str| {
+        let o = d.path().join(o);
+        let r = degrade(&[hr.join("a.png").to_str().unwrap(), "-o", o.to_str().unwrap(), "--light", "--seed", "5"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        std::fs::read(o.join("a.png")).unwrap()
+    };
+    let l1 = light("l1");
+    assert_eq!(l1, light("l2"), "same seed must give the same bytes");
+    assert_ne!(l1, a1);
+    assert_eq!(image::load_from_memory(&l1).unwrap().width(), 24);
+    let both = degrade(&[hr.to_str().unwrap(), "-o", o3.to_str().unwrap(), "--light", "--bicubic"]);
+    assert!(!both.status.success(), "--light and --bicubic exclude each other");
 }

@@ -79,7 +79,8 @@ fn eval_reports_table_csv_with_true_means_and_figures() {
 }
 
 /// The ablation flags reach the model: with a zero texture prompt the
-/// PatchScaler rows change, the bicubic rows do not.
+/// PatchScaler rows change, the bicubic rows do not. On the light protocol,
+/// so that `--degrade light` runs end to end too.
 #[test]
 fn the_prompt_ablation_changes_the_patchscaler_result() {
     let d = tempfile::tempdir().unwrap();
@@ -89,8 +90,8 @@ fn the_prompt_ablation_changes_the_patchscaler_result() {
     hr_image(&hr.join("a.png"), 76, 76);
     let run = |extra: &[&str], out: &str| {
         let out = d.path().join(out);
-        let o = bin().arg("eval").arg(&hr).arg("-o").arg(&out).arg("--model").arg(&model).args(extra).output().unwrap();
-        assert!(o.status.success(), "{}", text(&o));
+        let o = bin().arg("eval").arg(&hr).arg("-o").arg(&out).arg("--model").arg(&model).args(["--degrade", "light"]).args(extra).output().unwrap();
+        assert!(o.status.success() && text(&o).contains("LR = light degradation"), "{}", text(&o));
         let csv = std::fs::read_to_string(out.join("eval.csv")).unwrap();
         let psnr = |method: &str| {
             let row = csv.lines().find(|l| field(l, 0) == "a.png" && field(l, 1) == method).unwrap().to_string();

@@ -105,7 +105,7 @@ async fn the_page_upscales_compares_and_reports_errors() {
         None => rgb_image(24, 20).save(&input).unwrap(),
     }
     let (w, h) = image::image_dimensions(&input).unwrap();
-    // --memory-limit 910: 1102 input pixels at x4 by `memory::max_input_pixels` (128 MiB kept for the qmap figure)
+    // --memory-limit 910: 1006 input pixels at x4 by `memory::max_input_pixels` (128 MiB kept for the qmap figure)
     // (the tiny input has 480).
     let limit = if custom_model.is_some() { "8192" } else { "910" };
     let server = Server::start(
@@ -173,7 +173,7 @@ async fn the_page_upscales_compares_and_reports_errors() {
             assert_eq!(e, "huge.png: larger than the upload limit of 1 MiB");
             let e = error_of(&c, "big.png", Duration::from_secs(10)).await;
             assert!(
-                e.starts_with("big.png: 40x40 is too large (1102 pixels at most"),
+                e.starts_with("big.png: 40x40 is too large (1006 pixels at most"),
                 "{e}"
             );
             let e = error_of(&c, "notes.png", Duration::from_secs(10)).await;

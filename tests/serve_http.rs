@@ -12,7 +12,7 @@ use std::time::Duration;
 fn limits_and_bad_requests_get_one_line_errors() {
     let d = tempfile::tempdir().unwrap();
     let model = tiny_model(d.path());
-    // --memory-limit 910: 1102 input pixels at x4 by `memory::max_input_pixels` (128 MiB kept for the qmap figure);
+    // --memory-limit 910: 1006 input pixels at x4 by `memory::max_input_pixels` (128 MiB kept for the qmap figure);
     // --max-upload-mib 1.
     let s = Server::start(
         &model,
@@ -30,7 +30,7 @@ fn limits_and_bad_requests_get_one_line_errors() {
     assert_eq!(st, 200);
     let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
     assert_eq!(info["max_upload_bytes"], 1 << 20);
-    assert_eq!(info["max_input_pixels_x4"], 1102);
+    assert_eq!(info["max_input_pixels_x4"], 1006);
     assert!(info["devices"]
         .as_array()
         .unwrap()
@@ -95,7 +95,7 @@ fn limits_and_bad_requests_get_one_line_errors() {
     assert_eq!(st, 413, "{v}");
     let e = v["error"].as_str().unwrap();
     assert!(
-        e.contains("big.png: 40x40 is too large (1102 pixels at most"),
+        e.contains("big.png: 40x40 is too large (1006 pixels at most"),
         "{e}"
     );
     // Over the upload size.

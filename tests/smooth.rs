@@ -68,3 +68,58 @@ fn flat_and_gradient_images_come_back_smooth() {
         assert!(psnr >= 45.0, "{kind}: {psnr:.2} dB");
     }
 }
+
+/// A sky: a vertical gradient with faint clouds (a few smooth waves of
+/// 6-10 levels), the kind of picture where the learned autoencoder's model
+/// left a band along the right edge (README: column means -2.6 levels 8-16
+/// px in, +4.2 in the last 4 px). Made at the LR and HR sizes from the same
+/// continuous function, like `make`.
+fn sky(n: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(n, n, |x, y| {
+        let (u, v) = ((x as f64 + 0.5) / n as f64, (y as f64 + 0.5) / n as f64);
+        let tau = std::f64::consts::TAU;
+        let cloud = 6.0 * (tau * (1.3 * u + 0.4 * v)).sin() + 4.0 * (tau * (2.1 * v - 0.7 * u) + 1.0).sin() * (tau * 1.7 * u).cos();
+        let rgb = [70.0 + 60.0 * v + cloud, 110.0 + 50.0 * v + cloud, 190.0 + 30.0 * v + 0.6 * cloud];
+        image::Rgb(rgb.map(|c: f64| c.round().clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// Mean of each of the `band` outermost columns (or rows) on each side,
+/// per colour, minus the same means of `want`: the largest absolute gap.
+fn edge_mean_gap(got: &image::RgbImage, want: &image::RgbImage, band: u32) -> f64 {
+    let (w, h) = got.dimensions();
+    let mean = |img: &image::RgbImage, col: bool, i: u32, c: usize| -> f64 {
+        let n = if col { h } else { w };
+        (0..n).map(|j| img.get_pixel(if col { i } else { j }, if col { j } else { i })[c] as f64).sum::<f64>() / n as f64
+    };
+    let mut worst = 0f64;
+    for col in [true, false] {
+        let len = if col { w } else { h };
+        for i in (0..band).chain(len - band..len) {
+            for c in 0..3 {
+                worst = worst.max((mean(got, col, i, c) - mean(want, col, i, c)).abs());
+            }
+        }
+    }
+    worst
+}
+
+/// No edge band (issue 19): with the default settings every edge's column
+/// and row means stay within 1.5 levels of the HR's. Without the detail
+/// gate the figure is printed, not asserted (the shipped model: 1.53).
+#[test]
+fn a_sky_has_no_edge_band() {
+    let d = tempfile::tempdir().unwrap();
+    let lr = d.path().join("sky.png");
+    sky(128).save(&lr).unwrap();
+    let want = sky(512);
+    for extra in [&[][..], &["--no-detail-gate"][..]] {
+        let out = d.path().join("sky_x4.png");
+        upscale(&lr, &out, extra);
+        let gap = edge_mean_gap(&image::open(&out).unwrap().into_rgb8(), &want, 16);
+        eprintln!("sky {extra:?}: largest edge column/row mean gap {gap:.2} levels");
+        if extra.is_empty() {
+            assert!(gap <= 1.5, "an edge's mean is {gap:.2} levels off the HR's");
+        }
+    }
+}

@@ -86,3 +86,33 @@ fn decoder_only_keeps_the_encoder_and_the_latent_scale() {
     }
     assert!(decoder_changed, "no decoder weight changed");
 }
+
+/// On the exact latent `train ae` measures the shift and scale once, and
+/// a model measured before keeps them; `upscale` then runs on the model.
+#[test]
+fn the_exact_latent_is_measured_once_and_upscale_runs_on_it() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/manifest.csv");
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    run(&["init", "--preset", "tiny-s2d", "-o", model.to_str().unwrap()]);
+    let train = || {
+        run(&[
+            "train", "ae", "--model", model.to_str().unwrap(), "--data", manifest.to_str().unwrap(),
+            "--out", d.path().join("run").to_str().unwrap(), "--steps", "2", "--batch", "2", "--crop", "32",
+        ])
+    };
+    assert!(train().contains("measured on 4 crops"));
+    let measured = tensors(&model.join("ae.safetensors"));
+    let names: Vec<&str> = measured.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["scale", "shift"]);
+    let shift = &measured[1].1;
+    assert!(shift.abs().min().double_value(&[]) > 0.0, "every channel has its mean: {shift}");
+    assert!(train().contains("already measured"));
+    let again = tensors(&model.join("ae.safetensors"));
+    assert!(again.iter().zip(&measured).all(|(a, b)| a.1.equal(&b.1)));
+    let img = d.path().join("in.png");
+    image::RgbImage::from_fn(20, 12, |x, y| image::Rgb([(9 * x) as u8, (13 * y) as u8, 120])).save(&img).unwrap();
+    let up = d.path().join("up.png");
+    run(&["upscale", img.to_str().unwrap(), "-o", up.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_eq!(image::image_dimensions(&up).unwrap(), (80, 48));
+}

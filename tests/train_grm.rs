@@ -104,11 +104,12 @@ fn an_interrupted_run_resumes_exactly() {
 fn bf16_autocast_trains_with_the_same_losses_to_bf16_accuracy() {
     let d = tempfile::tempdir().unwrap();
     let (full, half) = (tiny_model(&d.path().join("a")), tiny_model(&d.path().join("b")));
-    train_with(&full, &d.path().join("a/run"), 8, &["--precision", "f32"]);
-    train_with(&half, &d.path().join("b/run"), 8, &["--precision", "bf16"]);
+    // 12 steps: with the three-way LR mix the val loss is flat until step 8 in f32 too.
+    train_with(&full, &d.path().join("a/run"), 12, &["--precision", "f32"]);
+    train_with(&half, &d.path().join("b/run"), 12, &["--precision", "bf16"]);
     let (a, b) = (log_values(&d.path().join("a/run"), "train", "loss"), log_values(&d.path().join("b/run"), "train", "loss"));
     // Step 1: same weights, same batch; only the arithmetic differs.
     assert!((a[0] - b[0]).abs() <= 0.02 * a[0], "step-1 loss f32 {} vs bf16 {}", a[0], b[0]);
     let val = log_values(&d.path().join("b/run"), "val", "loss");
-    assert!(val[1] < val[0], "bf16 validation loss did not fall: {val:?}");
+    assert!(val[2] < val[0], "bf16 validation loss did not fall: {val:?}");
 }

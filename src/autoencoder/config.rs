@@ -12,6 +12,13 @@ use std::path::Path;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default)]
 pub struct AeConfig {
+    /// Which latent: the learned network below, or the exact space-to-depth
+    /// map (SPEC §7), for which only the channel counts and `factor` matter.
+    pub kind: AeKind,
+    /// The space-to-depth factor f (`latent_channels` = in_channels f^2);
+    /// absent for the learned kind, whose factor its levels fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor: Option<i64>,
     pub in_channels: i64,
     pub out_channels: i64,
     pub latent_channels: i64,
@@ -30,10 +37,22 @@ pub struct AeConfig {
     pub mid_block_add_attention: bool,
 }
 
+/// The kind of latent; `learned` when a config does not say (diffusers'
+/// config.json and every model written before the exact latent existed).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AeKind {
+    #[default]
+    Learned,
+    SpaceToDepth,
+}
+
 impl Default for AeConfig {
     /// diffusers' own constructor defaults (a one-level, 64-channel model).
     fn default() -> Self {
         Self {
+            kind: AeKind::Learned,
+            factor: None,
             in_channels: 3,
             out_channels: 3,
             latent_channels: 4,
@@ -80,6 +99,17 @@ impl AeConfig {
         }
     }
 
+    /// The exact latent: `PixelUnshuffle_f` of a 3-channel image, 3 f^2
+    /// channels on the 1/f grid.
+    pub fn space_to_depth(factor: i64) -> Self {
+        Self {
+            kind: AeKind::SpaceToDepth,
+            factor: Some(factor),
+            latent_channels: 3 * factor * factor,
+            ..Self::default()
+        }
+    }
+
     /// Reads a diffusers `config.json`.
     pub fn from_diffusers_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -93,6 +123,20 @@ impl AeConfig {
 
     /// Rejects configs that would build an inconsistent network.
     pub fn validate(&self) -> Result<()> {
+        if self.kind == AeKind::SpaceToDepth {
+            let f = self.factor.unwrap_or(0);
+            ensure!(f >= 1, "a space_to_depth latent needs factor >= 1, got {:?}", self.factor);
+            ensure!(
+                self.in_channels == self.out_channels && self.latent_channels == self.in_channels * f * f,
+                "a space_to_depth latent of factor {f} has latent_channels = in_channels f^2 = {}, got {} (in {}, out {})",
+                self.in_channels * f * f,
+                self.latent_channels,
+                self.in_channels,
+                self.out_channels
+            );
+            return Ok(());
+        }
+        ensure!(self.factor.is_none(), "factor is for space_to_depth latents; a learned AE's levels fix its factor");
         ensure!(!self.block_out_channels.is_empty(), "block_out_channels is empty");
         ensure!(self.layers_per_block >= 1, "layers_per_block must be at least 1");
         ensure!(self.norm_num_groups >= 1, "norm_num_groups must be at least 1");
@@ -110,6 +154,9 @@ impl AeConfig {
 
     /// Pixels per latent pixel along each axis.
     pub fn downsample_factor(&self) -> i64 {
+        if let (AeKind::SpaceToDepth, Some(f)) = (self.kind, self.factor) {
+            return f;
+        }
         1 << (self.block_out_channels.len() - 1)
     }
 }
@@ -148,9 +195,13 @@ mod tests {
 
     #[test]
     fn presets_are_valid() {
-        for cfg in [AeConfig::sd_vae(), AeConfig::conformance(), AeConfig::tiny(), AeConfig::cpu()] {
+        for cfg in [AeConfig::sd_vae(), AeConfig::conformance(), AeConfig::tiny(), AeConfig::cpu(), AeConfig::space_to_depth(8)] {
             cfg.validate().unwrap();
         }
+        assert_eq!(AeConfig::space_to_depth(8).downsample_factor(), 8);
+        assert_eq!(AeConfig::space_to_depth(8).latent_channels, 192);
+        let wrong = AeConfig { latent_channels: 16, ..AeConfig::space_to_depth(8) };
+        assert!(wrong.validate().unwrap_err().to_string().contains("192"));
         assert_eq!(AeConfig::cpu().downsample_factor(), 8);
     }
 }

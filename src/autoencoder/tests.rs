@@ -155,9 +155,9 @@ fn smooth_latent(h: i64, w: i64) -> Tensor {
 
 /// The tiny model with PyTorch's default init (uniform within
 /// 1/sqrt(fan_in); GroupNorm 1 and 0), drawn reproducibly.
-fn tiny_model(seed: u64) -> (nn::VarStore, AutoencoderKL) {
+fn tiny_model(seed: u64) -> (nn::VarStore, Autoencoder) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
+    let ae = Autoencoder::new(&vs.root(), &AeConfig::tiny());
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
@@ -204,6 +204,18 @@ fn tiled_decode_stays_close_to_untiled() {
     let x = full.clamp(-1, 1);
     let zt = encode_tiled(&ae, &x, &cfg).unwrap();
     assert_eq!(zt.size(), z.size());
+}
+
+#[test]
+fn the_exact_latent_is_never_tiled_and_loses_nothing() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let ae = Autoencoder::new(&vs.root(), &AeConfig::space_to_depth(4));
+    assert!(ae.is_exact() && ae.learned().is_none());
+    let x = Tensor::rand([1, 3, 40, 24], (Kind::Float, Device::Cpu)) * 2 - 1;
+    let cfg = TileConfig { tile: 4, overlap: 2 };
+    let z = encode_tiled(&ae, &x, &cfg).unwrap();
+    assert_eq!(z.size(), [1, 48, 10, 6]);
+    assert!(max_abs_diff(&decode_tiled(&ae, &z, &cfg).unwrap(), &x) < 1e-6);
 }
 
 /// Largest jump between neighbouring pixels away from the image border

@@ -11,7 +11,7 @@
 //! further from the untiled result (mean error 0.115 vs 0.096), so each tile
 //! keeps its own statistics.
 
-use super::model::AutoencoderKL;
+use super::latent::Autoencoder;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -46,19 +46,26 @@ impl TileConfig {
 }
 
 /// `ae.encode` tile by tile: image (B, C, H, W), H and W multiples of the
-/// downsample factor, to the scaled latent.
-pub fn encode_tiled(ae: &AutoencoderKL, x: &Tensor, cfg: &TileConfig) -> Result<Tensor> {
+/// downsample factor, to the scaled latent. The exact latent is a reshape,
+/// exact and cheap on any size: it is never tiled.
+pub fn encode_tiled(ae: &Autoencoder, x: &Tensor, cfg: &TileConfig) -> Result<Tensor> {
     cfg.validate()?;
     let f = ae.downsample_factor();
     let (_, _, h, w) = x.size4()?;
     ensure!(h % f == 0 && w % f == 0, "image size {h}x{w} is not a multiple of the autoencoder factor {f}");
+    if ae.is_exact() {
+        return Ok(ae.encode(x));
+    }
     Ok(blend_tiles(x, cfg.tile * f, cfg.overlap * f, Scale::Down(f), |t| ae.encode(t)))
 }
 
 /// `ae.decode` tile by tile: scaled latent (B, c, h, w) to the image.
-pub fn decode_tiled(ae: &AutoencoderKL, z: &Tensor, cfg: &TileConfig) -> Result<Tensor> {
+pub fn decode_tiled(ae: &Autoencoder, z: &Tensor, cfg: &TileConfig) -> Result<Tensor> {
     cfg.validate()?;
     z.size4()?;
+    if ae.is_exact() {
+        return Ok(ae.decode(z));
+    }
     Ok(blend_tiles(z, cfg.tile, cfg.overlap, Scale::Up(ae.downsample_factor()), |t| ae.decode(t)))
 }
 

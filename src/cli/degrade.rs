@@ -1,7 +1,9 @@
 //! `patchscaler degrade`: paired test sets from HR images, with the
-//! Real-ESRGAN second-order degradation or plain MATLAB-style bicubic.
+//! Real-ESRGAN second-order degradation, the light one or plain
+//! MATLAB-style bicubic (the three protocols of `eval --degrade`).
 
 use crate::degrade::files::degrade_file;
+use crate::degrade::Degradation;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -18,8 +20,11 @@ pub struct DegradeArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Plain MATLAB-style bicubic (the ResShift / LSDIR-Test protocol) instead of Real-ESRGAN.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "light")]
     pub bicubic: bool,
+    /// The light degradation (mild blur, noise, JPEG 70..95; `eval --degrade light`) instead of Real-ESRGAN.
+    #[arg(long)]
+    pub light: bool,
     #[arg(long, default_value_t = 4)]
     pub scale: i64,
 }
@@ -28,6 +33,11 @@ pub fn run(a: DegradeArgs) -> Result<i32> {
     if a.scale < 1 {
         bail!("--scale {} must be at least 1", a.scale);
     }
+    let kind = match (a.bicubic, a.light) {
+        (true, _) => Degradation::Bicubic,
+        (_, true) => Degradation::Light,
+        _ => Degradation::Realesrgan,
+    };
     let (files, mut failures) = super::upscale::expand_inputs(&a.inputs);
     for f in &files {
         let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -37,7 +47,7 @@ pub fn run(a: DegradeArgs) -> Result<i32> {
             failures += 1;
             continue;
         }
-        match degrade_file(f, &out, a.seed, a.bicubic, a.scale) {
+        match degrade_file(f, &out, a.seed, kind, a.scale) {
             Ok(()) => println!("{} -> {}", f.display(), out.display()),
             Err(e) => {
                 eprintln!("error: {}: {e:#}", f.display());

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
-    /// Size preset: tiny (tests), cpu (the shipped default), paper (SD VAE + DiT-B).
+    /// Size preset: tiny and tiny-s2d (tests), cpu (learned AE), s2d (exact latent), paper (SD VAE + DiT-B).
     #[arg(long, default_value = "cpu")]
     pub preset: String,
     /// Output model folder (must not exist yet).

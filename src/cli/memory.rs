@@ -13,7 +13,11 @@
 //!   mapped from disk, which varies with the page cache (a fresh clone's
 //!   freshly written libraries map more), hence the margin;
 //! - per output pixel of what runs at once (the whole image, or one
-//!   region): the full-resolution float buffers of the pipeline, and the
+//!   region): the full-resolution float buffers of the pipeline, the latent
+//!   patches (the exact latent's 192 channels make every overlapping patch
+//!   tensor 12x the learned 16-channel one's: 512 -> 2048 peaked at 2352
+//!   MiB against the learned model's 1660, hence 400 bytes here, 320
+//!   before), and the
 //!   autoencoder's activations, which grow only up to one autoencoder tile
 //!   (`TileConfig::default()`, 512 x 512 output px) and stay there;
 //! - per output pixel of the whole image, when tiled: the blended float
@@ -26,7 +30,7 @@ use crate::pipeline::regions::{largest_region, min_tile, RegionTiles};
 /// Fixed part of the peak RSS, bytes.
 pub const FIXED_BYTES: u64 = 768 << 20;
 /// Peak RSS per output pixel of what runs at once, bytes.
-pub const BYTES_PER_OUTPUT_PIXEL: u64 = 320;
+pub const BYTES_PER_OUTPUT_PIXEL: u64 = 400;
 /// Autoencoder activations per output pixel of one tile, bytes.
 pub const TILE_BYTES_PER_PIXEL: u64 = 512;
 /// Output pixels of one autoencoder tile.

@@ -44,7 +44,7 @@ pub struct Cli {
 pub enum Command {
     /// Upscale images (files or folders) with a PatchScaler model.
     Upscale(upscale::UpscaleArgs),
-    /// Make LR images from HR images with the Real-ESRGAN degradation (or bicubic).
+    /// Make LR images from HR images with the Real-ESRGAN degradation (or the light one, or bicubic).
     Degrade(degrade::DegradeArgs),
     /// Create a model folder from a size preset, freshly initialised.
     Init(init::InitArgs),

@@ -1,6 +1,7 @@
 //! All ranges and probabilities of the second-order degradation (SPEC §5,
-//! `train_realesrnet_x4plus.yml`). A stage set to `None` is skipped, which
-//! is how single stages are switched off for ablations and tests.
+//! `train_realesrnet_x4plus.yml`), and of the light one-stage degradation
+//! (SPEC §7). A stage set to `None` is skipped, which is how single stages
+//! are switched off for ablations and tests.
 
 use super::noise::NoiseConfig;
 use super::random_kernel::{uniform, weighted_index, BlurConfig};
@@ -44,6 +45,11 @@ pub struct DegradeConfig {
     /// Odd sizes of the final sinc and its probability.
     pub final_sinc_size: (usize, usize),
     pub final_sinc_prob: f64,
+    /// Shrink the HR straight to the LR size with an antialiasing filter
+    /// (area or MATLAB bicubic, at random) instead of torch's unfiltered
+    /// modes; needs `resize1` and `resize2` off.
+    #[serde(default)]
+    pub antialias: bool,
 }
 
 impl DegradeConfig {
@@ -68,6 +74,45 @@ impl DegradeConfig {
             jpeg2: Some((30.0, 95.0)),
             final_sinc_size: (7, 21),
             final_sinc_prob: 0.8,
+            antialias: false,
+        }
+    }
+
+    /// One mild stage: an ordinary phone or web photo shrunk for sharing,
+    /// the inputs between clean bicubic and Real-ESRGAN's heavy damage.
+    /// - Blur: plain Gaussians only (iso / aniso in upstream's 0.45 : 0.25
+    ///   ratio), sigma 0.2..1.2 HR px, at most 0.3 LR px at x4: the softness
+    ///   that lens, demosaicing and focus leave in an in-focus shot.
+    ///   Defocus and motion blur (sigma up to 3), ringing and plateau
+    ///   shapes stay Real-ESRGAN's. 7 or 9 taps cover at least +-2.5 sigma
+    ///   of the widest blur; more would only add zeros.
+    /// - Shrink: antialiased (area or MATLAB bicubic), as photo editors,
+    ///   browsers and image libraries shrink; no random rescale before it.
+    /// - Noise: Gaussian on the LR, sigma 0..5 /255 (at most 2 %: grain on
+    ///   flat areas, not a noisy shot); gray (luminance only) half the time,
+    ///   as phones remove colour noise harder than luminance noise. Poisson
+    ///   and sigmas up to 30 stay Real-ESRGAN's.
+    /// - JPEG quality 70..95: what cameras save and web services re-encode
+    ///   with; blocking below 70 stays Real-ESRGAN's (30..95).
+    /// - No sharpened HR: the photo is degraded as it is.
+    pub fn light() -> Self {
+        Self {
+            blur1: Some(BlurConfig {
+                kernel_size: (7, 9),
+                sinc_prob: 0.0,
+                kernel_probs: [0.45, 0.25, 0.0, 0.0, 0.0, 0.0],
+                sigma: (0.2, 1.2),
+                ..BlurConfig::realesrgan_first()
+            }),
+            noise2: Some(NoiseConfig {
+                gaussian_prob: 1.0,
+                gaussian_sigma: (0.0, 5.0),
+                poisson_scale: (0.0, 0.0),
+                gray_prob: 0.5,
+            }),
+            jpeg2: Some((70.0, 95.0)),
+            antialias: true,
+            ..Self::none()
         }
     }
 
@@ -86,6 +131,7 @@ impl DegradeConfig {
             jpeg2: None,
             final_sinc_size: (7, 21),
             final_sinc_prob: 0.0,
+            antialias: false,
         }
     }
 }

@@ -1,11 +1,8 @@
 //! Degrading image files for `patchscaler degrade HR_DIR -o LR_DIR`.
 
-use super::config::DegradeConfig;
 use super::jpeg::{from_rgb8, to_rgb8};
-use super::pipeline::{bicubic_lr, degrade};
+use super::protocol::Degradation;
 use anyhow::{Context, Result};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
 /// Per-file seed from the run seed and the file *name* (not its directory
@@ -23,24 +20,20 @@ pub fn file_seed(seed: u64, file_name: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Reads the HR image at `in_path`, makes its LR (Real-ESRGAN degradation,
-/// or MATLAB bicubic when `bicubic`) and writes it as PNG to `out_path`.
-pub fn degrade_file(in_path: &Path, out_path: &Path, seed: u64, bicubic: bool, scale: i64) -> Result<()> {
+/// Reads the HR image at `in_path`, makes its LR with `kind` (seeded from
+/// (seed, file name)) and writes it as PNG to `out_path`.
+pub fn degrade_file(in_path: &Path, out_path: &Path, seed: u64, kind: Degradation, scale: i64) -> Result<()> {
     let rgb = image::open(in_path)
         .with_context(|| format!("reading HR image {}", in_path.display()))?
         .to_rgb8();
     let hr = from_rgb8(rgb.as_raw(), rgb.width(), rgb.height());
-    let lr = if bicubic {
-        bicubic_lr(&hr, scale)
-    } else {
-        let name = in_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut rng = ChaCha8Rng::seed_from_u64(file_seed(seed, &name));
-        degrade(&hr, scale, &mut rng, &DegradeConfig::realesrgan())
-    }
-    .with_context(|| format!("degrading {}", in_path.display()))?;
+    let name = in_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lr = kind
+        .lr_of_file(&hr, scale, seed, &name)
+        .with_context(|| format!("degrading {}", in_path.display()))?;
     let (bytes, w, h) = to_rgb8(&lr)?;
     // Through a temporary file, so an interrupted run leaves no half-written PNG.
     let tmp = crate::atomic::temp_file_in(crate::atomic::parent_dir(out_path), ".png")?;

@@ -1,6 +1,7 @@
 //! Real-ESRGAN's second-order degradation (`realesrgan_model.feed_data`):
 //! blur, resize, noise and JPEG twice, then the final resize + sinc and
-//! JPEG in random order. Every draw comes from the caller's generator, so a
+//! JPEG in random order. The light degradation runs through the same code
+//! with most stages off. Every draw comes from the caller's generator, so a
 //! (seed, image) pair always gives the same LR bytes.
 
 use super::config::DegradeConfig;
@@ -28,6 +29,19 @@ fn jpeg(img: &Tensor, rng: &mut impl Rng, range: (f64, f64)) -> Result<Tensor> {
     jpeg_round_trip(&img.clamp(0.0, 1.0), quality)
 }
 
+/// The HR, cropped to a multiple of `scale`, shrunk by 1/scale with area
+/// or MATLAB bicubic at random: both low-pass first, so fine detail turns
+/// to blur, not to the moire of torch's unfiltered bilinear and bicubic.
+fn antialiased_shrink(img: &Tensor, scale: i64, rng: &mut impl Rng) -> Result<Tensor> {
+    let (_, _, h, w) = img.size4()?;
+    let cropped = img.narrow(2, 0, h - h % scale).narrow(3, 0, w - w % scale);
+    if rng.random::<f64>() < 0.5 {
+        resize_to(&cropped, (h / scale, w / scale), ResizeMode::Area)
+    } else {
+        Ok(imresize(&cropped.get(0), 1.0 / scale as f64).unsqueeze(0))
+    }
+}
+
 /// 8-bit quantisation, as LR images are stored.
 fn quantise(img: &Tensor) -> Tensor {
     (img * 255.0).round().clamp(0.0, 255.0) / 255.0
@@ -44,6 +58,10 @@ pub fn degrade(hr: &Tensor, scale: i64, rng: &mut impl Rng, cfg: &DegradeConfig)
         ensure!(
             shortest * first_shrink >= MIN_BLUR_SIDE && shortest / scale as f64 >= MIN_BLUR_SIDE && shortest >= 26.0,
             "degrade: a {h}x{w} image is too small for x{scale} (the blurs need >= {MIN_BLUR_SIDE} px at every stage)"
+        );
+        ensure!(
+            !cfg.antialias || (cfg.resize1.is_none() && cfg.resize2.is_none()),
+            "degrade: the antialiased shrink goes straight from the HR to the LR size; switch resize1 and resize2 off"
         );
         let (lr_h, lr_w) = (h / scale, w / scale);
 
@@ -85,7 +103,11 @@ pub fn degrade(hr: &Tensor, scale: i64, rng: &mut impl Rng, cfg: &DegradeConfig)
             (h as f64 / scale as f64 * s) as i64,
             (w as f64 / scale as f64 * s) as i64,
         );
-        out = resize_to(&out, (size.0.max(1), size.1.max(1)), random_mode(rng))?;
+        out = if cfg.antialias {
+            antialiased_shrink(&out, scale, rng)?
+        } else {
+            resize_to(&out, (size.0.max(1), size.1.max(1)), random_mode(rng))?
+        };
         if let Some(n) = &cfg.noise2 {
             out = random_add_noise(&out, rng, n)?;
         }

@@ -3,6 +3,7 @@
 use super::config::DegradeConfig;
 use super::files::{degrade_file, file_seed};
 use super::pipeline::{bicubic_x4_lr, degrade};
+use super::protocol::Degradation;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
@@ -127,6 +128,13 @@ fn each_stage_alone_runs_and_changes_the_result() {
                 ..base.clone()
             },
         ),
+        (
+            "antialias",
+            DegradeConfig {
+                antialias: true,
+                ..base.clone()
+            },
+        ),
     ];
     for (name, cfg) in stages {
         // Some draws are legitimately no-ops (a "keep" resize), so a stage
@@ -135,6 +143,44 @@ fn each_stage_alone_runs_and_changes_the_result() {
         outputs.iter().for_each(assert_valid_lr);
         assert!(outputs.iter().any(|o| !o.equal(&plain)), "stage {name} had no effect");
     }
+}
+
+/// `hr()` with fine detail on top (stripes of 3 px and a checkerboard), so
+/// that blur, aliasing and JPEG all show.
+fn detailed_hr() -> Tensor {
+    let y = Tensor::arange(96, (Kind::Float, Device::Cpu)).view([96, 1]);
+    let x = Tensor::arange(80, (Kind::Float, Device::Cpu)).view([1, 80]);
+    let stripes = ((&x * 2.1).sin() * 0.15).expand([96, 80], false);
+    let checks = ((&x + &y).remainder(2.0) - 0.5) * 0.1;
+    (hr() * 0.7 + (stripes + checks).unsqueeze(0).unsqueeze(0)).clamp(0.0, 1.0)
+}
+
+#[test]
+fn light_lrs_are_valid_seeded_and_close_to_bicubic() {
+    let (light, real) = (DegradeConfig::light(), DegradeConfig::realesrgan());
+    let hr = detailed_hr();
+    let lr = |seed: u64, cfg: &DegradeConfig| degrade(&hr, 4, &mut ChaCha8Rng::seed_from_u64(seed), cfg).unwrap();
+    let a = lr(5, &light);
+    assert!(a.equal(&lr(5, &light)), "same seed, different LR");
+    assert_eq!((6..10).filter(|s| !lr(*s, &light).equal(&a)).count(), 4, "another seed gave the same LR");
+    // Mild, measured: mean absolute difference to the benchmark LR over 16 seeds.
+    let bicubic = bicubic_x4_lr(&hr).unwrap();
+    let gap = |cfg: &DegradeConfig| {
+        (0..16).map(|s| (lr(s, cfg) - &bicubic).abs().mean(Kind::Double).double_value(&[])).sum::<f64>() / 16.0
+    };
+    let (light_gap, real_gap) = (gap(&light), gap(&real));
+    eprintln!("mean |LR - bicubic LR|: light {light_gap:.4}, Real-ESRGAN {real_gap:.4}");
+    assert!(light_gap < real_gap / 2.0, "light {light_gap} not much closer to bicubic than Real-ESRGAN {real_gap}");
+    for seed in 0..16 {
+        assert_valid_lr(&lr(seed, &light));
+    }
+}
+
+#[test]
+fn the_antialiased_shrink_refuses_a_random_rescale() {
+    let cfg = DegradeConfig { resize1: DegradeConfig::realesrgan().resize1, ..DegradeConfig::light() };
+    let e = degrade(&hr(), 4, &mut ChaCha8Rng::seed_from_u64(0), &cfg).unwrap_err();
+    assert!(e.to_string().contains("antialiased"), "{e}");
 }
 
 #[test]
@@ -151,9 +197,14 @@ fn rejects_images_too_small_for_the_blurs() {
 
 #[test]
 fn config_round_trips_through_json() {
-    let cfg = DegradeConfig::realesrgan();
-    let text = serde_json::to_string(&cfg).unwrap();
-    assert_eq!(serde_json::from_str::<DegradeConfig>(&text).unwrap(), cfg);
+    for cfg in [DegradeConfig::realesrgan(), DegradeConfig::light()] {
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<DegradeConfig>(&text).unwrap(), cfg);
+    }
+    // Configs written before the light degradation have no `antialias`.
+    let old = serde_json::to_string(&DegradeConfig::realesrgan()).unwrap().replace(",\"antialias\":false", "");
+    assert!(!old.contains("antialias"), "{old}");
+    assert_eq!(serde_json::from_str::<DegradeConfig>(&old).unwrap(), DegradeConfig::realesrgan());
 }
 
 #[test]
@@ -181,11 +232,13 @@ fn degrade_file_writes_the_same_png_for_the_same_seed() {
     let input = dir.path().join("hr.png");
     image::save_buffer(&input, &bytes, w, h, image::ColorType::Rgb8).unwrap();
     let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
-    degrade_file(&input, &a, 9, false, 4).unwrap();
-    degrade_file(&input, &b, 9, false, 4).unwrap();
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    assert_eq!(image::image_dimensions(&a).unwrap(), (20, 24));
-    degrade_file(&input, &b, 9, true, 4).unwrap();
+    for kind in [Degradation::Realesrgan, Degradation::Light] {
+        degrade_file(&input, &a, 9, kind, 4).unwrap();
+        degrade_file(&input, &b, 9, kind, 4).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{kind:?}");
+        assert_eq!(image::image_dimensions(&a).unwrap(), (20, 24));
+    }
+    degrade_file(&input, &b, 9, Degradation::Bicubic, 4).unwrap();
     assert_eq!(image::image_dimensions(&b).unwrap(), (20, 24));
-    assert!(degrade_file(&dir.path().join("missing.png"), &b, 9, false, 4).is_err());
+    assert!(degrade_file(&dir.path().join("missing.png"), &b, 9, Degradation::Realesrgan, 4).is_err());
 }

@@ -5,7 +5,10 @@
 //! coefficients are taken from f64 tables and cast to f32 before they touch a
 //! tensor, and eps is re-derived from x0_hat before the update. That keeps a
 //! port within float32 rounding of the reference rather than merely close.
+//! Because the update reads only x0_hat, a model trained on another target
+//! ([`Prediction`]) is sampled by converting its output to x0_hat first.
 
+use super::prediction::Prediction;
 use super::respace::space_timesteps;
 use anyhow::{bail, ensure, Result};
 use tch::{Kind, Tensor};
@@ -72,13 +75,25 @@ impl DdimSampler {
         noised(y0, noise, self.abar_start)
     }
 
-    /// Step `i` (0-based, in sampling order) given the model's eps at x_t.
+    /// Step `i` (0-based, in sampling order) given the model's eps at x_t:
+    /// DiT's own step, which the conformance kit checks.
     /// Returns (x_prev, x0_hat); after the last step x_prev equals x0_hat.
     pub fn step(&self, x_t: &Tensor, eps: &Tensor, i: usize) -> (Tensor, Tensor) {
+        self.step_output(x_t, eps, Prediction::Epsilon, i)
+    }
+
+    /// [`Self::step`] for a model whose `output` at x_t is its `prediction`.
+    pub fn step_output(
+        &self,
+        x_t: &Tensor,
+        output: &Tensor,
+        prediction: Prediction,
+        i: usize,
+    ) -> (Tensor, Tensor) {
         let s = &self.steps[i];
         let recip = (1.0 / s.abar).sqrt() as f32 as f64;
         let recipm1 = (1.0 / s.abar - 1.0).sqrt() as f32 as f64;
-        let pred_x0 = x_t * recip - eps * recipm1;
+        let pred_x0 = prediction.to_x0(output, x_t, s.abar);
         let eps = (x_t * recip - &pred_x0) / recipm1;
         // DiT takes abar_prev as f32 and does the sqrt in f32.
         let abar_prev = s.abar_prev as f32;
@@ -86,13 +101,15 @@ impl DdimSampler {
         (x_prev, pred_x0)
     }
 
-    /// Run all steps from the start point. `model(x_t, t)` gets `t` as an f32
-    /// tensor of shape (B,) holding the ORIGINAL timestep, as DiT's
-    /// `SpacedDiffusion` passes it through its timestep map.
+    /// Run all steps from the start point. `model(x_t, t)` returns its
+    /// `prediction` and gets `t` as an f32 tensor of shape (B,) holding the
+    /// ORIGINAL timestep, as DiT's `SpacedDiffusion` passes it through its
+    /// timestep map.
     pub fn sample(
         &self,
         y0: &Tensor,
         noise: &Tensor,
+        prediction: Prediction,
         mut model: impl FnMut(&Tensor, &Tensor) -> Tensor,
     ) -> Tensor {
         tch::no_grad(|| {
@@ -100,8 +117,8 @@ impl DdimSampler {
             let mut x = self.start(y0, noise);
             for (i, s) in self.steps.iter().enumerate() {
                 let t = Tensor::full([batch], s.t as f64, (Kind::Float, y0.device()));
-                let eps = model(&x, &t);
-                x = self.step(&x, &eps, i).0;
+                let output = model(&x, &t);
+                x = self.step_output(&x, &output, prediction, i).0;
             }
             x
         })
@@ -133,18 +150,19 @@ pub fn q_sample(alphas_cumprod: &[f64], x0: &Tensor, t: &Tensor, noise: &Tensor)
             alphas_cumprod.len()
         );
     }
-    let coef = |f: fn(f64) -> f64| {
-        let v: Vec<f32> = ts
-            .iter()
-            .map(|&i| f(alphas_cumprod[i as usize]) as f32)
-            .collect();
-        let mut shape = vec![1i64; x0.dim()];
-        shape[0] = -1;
-        Tensor::from_slice(&v)
-            .to_device(x0.device())
-            .view(shape.as_slice())
-    };
-    Ok(x0 * coef(|a| a.sqrt()) + noise * coef(|a| (1.0 - a).sqrt()))
+    let abar: Vec<f64> = ts.iter().map(|&i| alphas_cumprod[i as usize]).collect();
+    Ok(x0 * per_item(&abar, |a| a.sqrt(), x0) + noise * per_item(&abar, |a| (1.0 - a).sqrt(), x0))
+}
+
+/// f(abar) per batch item, cast to f32 and shaped (B, 1, ...) to broadcast
+/// against `like` on its device.
+pub(super) fn per_item(abar: &[f64], f: fn(f64) -> f64, like: &Tensor) -> Tensor {
+    let v: Vec<f32> = abar.iter().map(|&a| f(a) as f32).collect();
+    let mut shape = vec![1i64; like.dim()];
+    shape[0] = -1;
+    Tensor::from_slice(&v)
+        .to_device(like.device())
+        .view(shape.as_slice())
 }
 
 fn noised(x0: &Tensor, noise: &Tensor, abar: f64) -> Tensor {
@@ -228,7 +246,7 @@ mod tests {
                 max_err = max_err.max(max_abs_diff(&next, &get("trajectory").get(i as i64 + 1)));
                 x = next;
             }
-            let sampled = ddim.sample(get("y0"), get("noise"), toy_eps);
+            let sampled = ddim.sample(get("y0"), get("noise"), Prediction::Epsilon, toy_eps);
             assert_eq!(
                 max_abs_diff(&sampled, &x),
                 0.0,
@@ -236,6 +254,55 @@ mod tests {
             );
             eprintln!("{name}: trajectory max abs err {max_err:e} (tol 1e-5 + 1e-5|b|)");
             assert!(worst <= 0.0, "{name}: outside tolerance by {worst:e}");
+        }
+    }
+
+    /// The epsilon path is the step as it stood before there were targets.
+    #[test]
+    fn the_epsilon_path_is_the_old_step_bit_for_bit() {
+        let ddim =
+            DdimSampler::new(&DiffusionConfig::default().alphas_cumprod(), 1000, 20).unwrap();
+        let x_t = Tensor::randn([2, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
+        let eps = Tensor::randn([2, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
+        for (i, s) in ddim.steps.iter().enumerate() {
+            let recip = (1.0 / s.abar).sqrt() as f32 as f64;
+            let recipm1 = (1.0 / s.abar - 1.0).sqrt() as f32 as f64;
+            let pred_x0 = &x_t * recip - &eps * recipm1;
+            let e = (&x_t * recip - &pred_x0) / recipm1;
+            let abar_prev = s.abar_prev as f32;
+            let x_prev = &pred_x0 * abar_prev.sqrt() as f64 + e * (1.0 - abar_prev).sqrt() as f64;
+            for (next, x0_hat) in [
+                ddim.step(&x_t, &eps, i),
+                ddim.step_output(&x_t, &eps, Prediction::Epsilon, i),
+            ] {
+                assert!(next.equal(&x_prev) && x0_hat.equal(&pred_x0), "step {i}");
+            }
+        }
+    }
+
+    /// A model that returns the exact target for x0 and the noise present in
+    /// x_t leads DDIM to x0 whatever its target, from a y0 that is not x0.
+    #[test]
+    fn an_oracle_of_each_target_samples_x0() {
+        let ac = DiffusionConfig::default().alphas_cumprod();
+        let x0 = Tensor::randn([2, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
+        let y0 = &x0 + x0.randn_like() * 0.3;
+        let noise = x0.randn_like();
+        for prediction in [Prediction::Epsilon, Prediction::X0, Prediction::V] {
+            let oracle = |x_t: &Tensor, t: &Tensor| {
+                let abar = ac[t.double_value(&[0]) as usize];
+                let eps = (x_t - &x0 * abar.sqrt()) / (1.0 - abar).sqrt();
+                prediction.target(&x0, &eps, &[abar; 2]).unwrap()
+            };
+            for (tau, n) in [(1000, 20), (400, 8)] {
+                let ddim = DdimSampler::new(&ac, tau, n).unwrap();
+                let err = max_abs_diff(&ddim.sample(&y0, &noise, prediction, oracle), &x0);
+                eprintln!("oracle {prediction:?} from tau = {tau}: max abs err {err:e} (tol 1e-4)");
+                assert!(
+                    err <= 1e-4,
+                    "{prediction:?} from tau = {tau}: off by {err:e}"
+                );
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use tch::{nn, Tensor};
 /// DiT with three changes (SPEC section 2): the input is `concat(y_t, y0)`
 /// (2c channels), every block cross-attends to the texture-prompt tokens,
 /// and there is no class embedding and no learned variance (the output is
-/// the c-channel noise estimate).
+/// the c-channel estimate of the config's `target`, the noise by default).
 ///
 /// Keys: `x_embedder.proj`, `pos_embed` (fixed buffer), `t_embedder.mlp.{0,2}`,
 /// `blocks.{i}.*`, `final_layer.*`, `texture_encoder.*`.
@@ -70,7 +70,7 @@ impl PatchDiT {
         )
     }
 
-    /// Predicted noise (B, c, V, V) for the noisy patch `y_t`, the coarse
+    /// The predicted target (B, c, V, V) for the noisy patch `y_t`, the coarse
     /// GRM patch `y0` (both (B, c, V, V)), original timesteps `t` (B, float)
     /// and prompt `tokens` from [`Self::encode_texture`].
     pub fn forward(&self, y_t: &Tensor, y0: &Tensor, t: &Tensor, tokens: &Tensor) -> Tensor {
@@ -84,11 +84,15 @@ impl PatchDiT {
         for (block, kv) in self.blocks.iter().zip(&prompt.0) {
             x = block.forward(&x, &c, Some(kv));
         }
-        unpatchify(
+        let out = unpatchify(
             &self.final_layer.forward(&x, &c),
             self.cfg.in_channels,
             self.cfg.patch_size,
-        )
+        );
+        match self.cfg.y0_skip {
+            true => out + y0,
+            false => out,
+        }
     }
 }
 

@@ -236,3 +236,21 @@ fn cached_prompt_keys_and_values_give_the_same_noise() {
     let d = max_abs_diff(&model.forward(&y_t, &y0, &t, &other), &fresh);
     assert!(d > 1e-4, "the prompt changed the prediction by only {d}");
 }
+
+/// With `y0_skip` a fresh model (adaLN-Zero: the network adds exactly zero)
+/// returns y0; the skip needs the x0 target.
+#[test]
+fn a_fresh_y0_skip_model_returns_y0() {
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = DitConfig { target: crate::diffusion::Prediction::X0, y0_skip: true, ..DitConfig::tiny() };
+    let dit = PatchDiT::new(&vs.root(), &cfg).unwrap();
+    let v = cfg.input_size;
+    let y_t = Tensor::randn([2, cfg.in_channels, v, v], (Kind::Float, Device::Cpu));
+    let y0 = Tensor::randn([2, cfg.in_channels, v, v], (Kind::Float, Device::Cpu));
+    let priors = Tensor::randn([2, cfg.texture_k, cfg.in_channels, v, v], (Kind::Float, Device::Cpu));
+    let tokens = dit.encode_texture(&priors, &Tensor::rand([2, cfg.texture_k], (Kind::Float, Device::Cpu)));
+    let out = dit.forward(&y_t, &y0, &Tensor::from_slice(&[10f32, 900.0]), &tokens);
+    assert!(out.equal(&y0));
+    let eps = DitConfig { y0_skip: true, ..DitConfig::tiny() };
+    assert!(PatchDiT::new(&vs.root(), &eps).is_err());
+}

@@ -58,7 +58,7 @@ pub fn run_config(model: &Model, lr: &tch::Tensor, opts: &SamplingOptions, preci
         gflops: stage_flops(model, up.sr.size()[2], up.sr.size()[3]).total(
             up.stats.patches_per_group.iter().sum(),
             up.stats.evaluations,
-            crate::pipeline::bicubic_detail::decoder_passes(opts.bicubic_detail),
+            crate::pipeline::bicubic_detail::decoder_passes(opts.bicubic_detail, model.ae.is_exact()),
         ) / 1e9,
     })
 }

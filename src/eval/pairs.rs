@@ -1,28 +1,15 @@
 //! The (HR, LR) pairs an evaluation scores: the LR comes from a folder of
 //! paired images or is made from the HR with a stated degradation and seed.
 
-use crate::degrade::config::DegradeConfig;
-use crate::degrade::files::file_seed;
-use crate::degrade::pipeline::{bicubic_lr, degrade};
+/// How an LR is made when none is given: the three protocols.
+pub use crate::degrade::Degradation;
 use crate::imageio::load_image;
 use anyhow::{bail, ensure, Context, Result};
-use clap::ValueEnum;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// Evaluation images are read whole; this only stops decompression bombs.
 const MAX_PIXELS: u64 = 1 << 28;
-
-/// How an LR is made when none is given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Degradation {
-    /// MATLAB bicubic by 1/scale (the classic benchmarks' protocol).
-    Bicubic,
-    /// Real-ESRGAN's second-order degradation, the one the model is trained on.
-    Realesrgan,
-}
 
 /// Where a run's LR images come from.
 #[derive(Clone, Debug)]
@@ -73,14 +60,10 @@ impl PairSource {
                     Some(c) => centre_crop(&hr, (c / s) * s),
                     None => hr,
                 };
-                let lr = match self.degradation {
-                    Degradation::Bicubic => bicubic_lr(&hr, s),
-                    Degradation::Realesrgan => {
-                        let mut rng = ChaCha8Rng::seed_from_u64(file_seed(self.seed, &name));
-                        degrade(&hr, s, &mut rng, &DegradeConfig::realesrgan())
-                    }
-                }
-                .with_context(|| format!("degrading {}", hr_path.display()))?;
+                let lr = self
+                    .degradation
+                    .lr_of_file(&hr, s, self.seed, &name)
+                    .with_context(|| format!("degrading {}", hr_path.display()))?;
                 let hr = align_hr(&hr, &lr, s)?;
                 (hr, lr)
             }
@@ -94,6 +77,10 @@ impl PairSource {
         match (&self.lr_dir, self.degradation) {
             (Some(d), _) => format!("LR images from {} (matched by file stem)", d.display()),
             (None, Degradation::Bicubic) => format!("LR = MATLAB bicubic x1/{} of the HR", self.scale),
+            (None, Degradation::Light) => format!(
+                "LR = light degradation x1/{} (mild blur, antialiased shrink, faint noise, JPEG 70..95), seed {} (same LR as `patchscaler degrade --light --seed {}`)",
+                self.scale, self.seed, self.seed
+            ),
             (None, Degradation::Realesrgan) => format!(
                 "LR = Real-ESRGAN degradation x1/{}, seed {} (same LR as `patchscaler degrade --seed {}`)",
                 self.scale, self.seed, self.seed

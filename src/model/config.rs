@@ -2,6 +2,7 @@
 
 use crate::autoencoder::config::AeConfig;
 use crate::colorfix::ColorFix;
+use crate::diffusion::prediction::Prediction;
 use crate::diffusion::schedule::DiffusionConfig;
 use crate::dit::config::DitConfig;
 use crate::grm::config::GrmConfig;
@@ -34,6 +35,16 @@ impl ModelConfig {
         Self::assemble("tiny", AeConfig::tiny(), GrmConfig::tiny(), DitConfig::tiny(), TextureConfig::tiny())
     }
 
+    /// `tiny` on the exact latent (f = 2, 12 channels), x0 target: for tests.
+    pub fn tiny_s2d() -> Self {
+        let ae = AeConfig::space_to_depth(2);
+        let c = ae.latent_channels;
+        let grm = GrmConfig { latent_channels: c, ..GrmConfig::tiny() };
+        let dit = DitConfig { in_channels: c, target: Prediction::X0, y0_skip: true, ..DitConfig::tiny() };
+        let texture = TextureConfig { latent_channels: c, ..TextureConfig::tiny() };
+        Self::assemble("tiny-s2d", ae, grm, dit, texture)
+    }
+
     /// The shipped CPU default: small AE, GRM and Patch-DiT sized for 2 cores.
     /// Its latent has 16 channels at f = 8 (the part presets say 4): the same
     /// 12x compression as an f = 4, 4-channel latent, so the small AE can
@@ -50,6 +61,24 @@ impl ModelConfig {
         m
     }
 
+    /// The `cpu` preset's parts on the exact latent (SPEC §7): space-to-depth
+    /// at f = 8 (192 channels on the same 1/8 grid), nothing to encode or
+    /// decode, so the compute the autoencoder took goes to a wider GRM. The
+    /// Patch-DiT predicts x0: with 2 x 2 x 192 = 768 values per token it is in
+    /// the regime where predicting the clean image trains and predicting the
+    /// noise does not (Li and He 2025); and it predicts it as y0 plus a
+    /// residual (`DitConfig::y0_skip`). An RTM entry is 49,152 values (98 KB
+    /// in half precision), so the memory holds 184 of them and the model
+    /// stays under the 48 MB the GPU upload leaves it (47.3 MB in fp16).
+    pub fn s2d() -> Self {
+        let ae = AeConfig::space_to_depth(8);
+        let c = ae.latent_channels;
+        let grm = GrmConfig { latent_channels: c, base_channels: 96, ..GrmConfig::cpu() };
+        let dit = DitConfig { in_channels: c, target: Prediction::X0, y0_skip: true, ..DitConfig::cpu() };
+        let texture = TextureConfig { latent_channels: c, rtm_size: 184, ..TextureConfig::cpu() };
+        Self::assemble("s2d", ae, grm, dit, texture)
+    }
+
     /// The paper's layout: the SD VAE (KL-f8) and a DiT-B-like Patch-DiT.
     pub fn paper() -> Self {
         Self::assemble("paper", AeConfig::sd_vae(), GrmConfig::paper(), DitConfig::b(), TextureConfig::paper())
@@ -58,9 +87,11 @@ impl ModelConfig {
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "tiny" => Ok(Self::tiny()),
+            "tiny-s2d" => Ok(Self::tiny_s2d()),
             "cpu" => Ok(Self::cpu()),
+            "s2d" => Ok(Self::s2d()),
             "paper" => Ok(Self::paper()),
-            _ => bail!("unknown model preset `{name}` (known: tiny, cpu, paper)"),
+            _ => bail!("unknown model preset `{name}` (known: tiny, tiny-s2d, cpu, s2d, paper)"),
         }
     }
 
@@ -137,7 +168,7 @@ mod tests {
 
     #[test]
     fn presets_are_consistent_and_round_trip_through_toml() {
-        for cfg in [ModelConfig::tiny(), ModelConfig::cpu(), ModelConfig::paper()] {
+        for cfg in [ModelConfig::tiny(), ModelConfig::tiny_s2d(), ModelConfig::cpu(), ModelConfig::s2d(), ModelConfig::paper()] {
             cfg.validate().unwrap();
             let text = toml::to_string_pretty(&cfg).unwrap();
             let back: ModelConfig = toml::from_str(&text).unwrap();

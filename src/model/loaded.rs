@@ -3,8 +3,8 @@
 
 use super::config::ModelConfig;
 use super::files::{load_checked, save};
-use crate::autoencoder::config::AeConfig;
-use crate::autoencoder::{legacy_key_map, AutoencoderKL};
+use crate::autoencoder::config::{AeConfig, AeKind};
+use crate::autoencoder::{legacy_key_map, Autoencoder};
 use crate::dit::model::PatchDiT;
 use crate::grm::unet::Grm;
 use crate::texture::classifier::TextureClassifier;
@@ -26,7 +26,7 @@ pub struct Model {
     pub config: ModelConfig,
     pub device: Device,
     pub ae_vs: VarStore,
-    pub ae: AutoencoderKL,
+    pub ae: Autoencoder,
     pub grm_vs: VarStore,
     pub grm: Grm,
     pub texture_vs: VarStore,
@@ -62,7 +62,7 @@ impl Model {
         config.validate()?;
         tch::manual_seed(seed);
         let ae_vs = VarStore::new(device);
-        let ae = AutoencoderKL::new(&ae_vs.root(), &config.ae);
+        let ae = Autoencoder::new(&ae_vs.root(), &config.ae);
         let grm_vs = VarStore::new(device);
         let grm = Grm::new(&grm_vs.root(), &config.grm)?;
         let texture_vs = VarStore::new(device);
@@ -93,6 +93,11 @@ impl Model {
         }
         let mut config = ModelConfig::load(&dir.join(CONFIG_FILE))?;
         let ae_file: PathBuf = match vae {
+            Some(v) if config.ae.kind == AeKind::SpaceToDepth => bail!(
+                "{}: the model in {} diffuses in the exact space-to-depth latent, which no VAE can replace",
+                v.display(),
+                dir.display()
+            ),
             Some(v) => {
                 if let Some(cfg) = diffusers_config_beside(v)? {
                     check_vae_fits(&config.ae, &cfg, v)?;
@@ -157,7 +162,9 @@ impl Model {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         self.config.save(&dir.join(CONFIG_FILE))?;
-        save(&self.ae_vs, &dir.join(AE_FILE), half)?;
+        // The exact latent's shift and scale stay float32: 1.5 KB, and the
+        // latent every other part was trained in must not move by rounding.
+        save(&self.ae_vs, &dir.join(AE_FILE), half && !self.ae.is_exact())?;
         save(&self.grm_vs, &dir.join(GRM_FILE), half)?;
         save(&self.texture_vs, &dir.join(TEXTURE_FILE), half)?;
         save(&self.dit_vs, &dir.join(DIT_FILE), half)?;

@@ -19,10 +19,11 @@
 //! each patch's update uses its own group's scalar DDIM coefficients, so a
 //! result depends only on (seed, patch, group), never on how patches were
 //! batched or on which device. The uniform baseline is the same code with
-//! one group.
+//! one group. The denoiser's output is whatever its model was trained to
+//! predict (`Prediction`); each step turns it into x0_hat before the update.
 
 use super::groups::PgsConfig;
-use crate::diffusion::DdimSampler;
+use crate::diffusion::{DdimSampler, Prediction};
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,7 +43,7 @@ pub struct SampleStats {
 }
 
 /// The denoiser as PGS calls it: (x_t, y0, t as f32 (B,), indices of the
-/// batch's patches, e.g. to look up their texture prompts) -> predicted eps.
+/// batch's patches, e.g. to look up their texture prompts) -> model output.
 pub type Denoiser<'a> = dyn FnMut(&Tensor, &Tensor, &Tensor, &[usize]) -> Tensor + 'a;
 
 /// The shared schedule: every group's DDIM plan, the patches in sampling
@@ -87,7 +88,9 @@ impl Schedule {
 
 /// Denoise (P, c, V, V) coarse patches y0, patch i in group `assignment[i]`
 /// starting from `start_noise[i]` (same shape), in batches of at most
-/// `max_batch` patches. Returns the x0 patches.
+/// `max_batch` patches, `denoise` returning its `prediction`. Returns the x0
+/// patches.
+#[allow(clippy::too_many_arguments)]
 pub fn sample_groups(
     y0_patches: &Tensor,
     start_noise: &Tensor,
@@ -95,6 +98,7 @@ pub fn sample_groups(
     cfg: &PgsConfig,
     alphas_cumprod: &[f64],
     max_batch: usize,
+    prediction: Prediction,
     denoise: &mut Denoiser,
 ) -> Result<(Tensor, SampleStats)> {
     cfg.validate()?;
@@ -145,14 +149,14 @@ pub fn sample_groups(
                     .collect();
                 let t = Tensor::from_slice(&t).to_device(device);
                 let x_t = x.narrow(0, a64, n64);
-                let eps = denoise(&x_t, &y0.narrow(0, a64, n64), &t, &plan.order[a..a + n]);
+                let out = denoise(&x_t, &y0.narrow(0, a64, n64), &t, &plan.order[a..a + n]);
                 // Each group's run in this batch takes its own scalar step,
                 // the same arithmetic as a group sampled on its own.
                 for &(g, ra, rn) in &plan.runs {
                     let (lo, hi) = (ra.max(a), (ra + rn).min(a + n));
                     if lo < hi {
                         let (off, len) = ((lo - a) as i64, (hi - lo) as i64);
-                        let (next, _) = plan.plans[g].step(&x_t.narrow(0, off, len), &eps.narrow(0, off, len), k);
+                        let (next, _) = plan.plans[g].step_output(&x_t.narrow(0, off, len), &out.narrow(0, off, len), prediction, k);
                         x.narrow(0, lo as i64, len).copy_(&next);
                     }
                 }
@@ -222,7 +226,7 @@ mod tests {
         let y0 = patch_noise(99, 0, &[assignment.len() as i64, 4, 8, 8]);
         let noise = patch_noise(7, 0, &[assignment.len() as i64, 4, 8, 8]);
         let abar = DiffusionConfig::default().alphas_cumprod();
-        sample_groups(&y0, &noise, assignment, cfg, &abar, max_batch, &mut toy).unwrap()
+        sample_groups(&y0, &noise, assignment, cfg, &abar, max_batch, Prediction::Epsilon, &mut toy).unwrap()
     }
 
     #[test]
@@ -237,9 +241,15 @@ mod tests {
 
     /// Issue 8: the groups step together (one round of calls per step of
     /// the longest plan, t per patch), and each patch's trajectory is the
-    /// one its group would have taken sampled alone.
+    /// one its group would have taken sampled alone, with the model's target.
     #[test]
     fn groups_step_together_and_match_each_group_sampled_alone() {
+        for prediction in [Prediction::Epsilon, Prediction::X0, Prediction::V] {
+            groups_match_alone(prediction);
+        }
+    }
+
+    fn groups_match_alone(prediction: Prediction) {
         let assignment = [0, 2, 1, 2, 2, 0, 1, 1, 2, 0, 2];
         let cfg = PgsConfig::paper();
         let abar = DiffusionConfig::default().alphas_cumprod();
@@ -250,7 +260,7 @@ mod tests {
             calls.push(Vec::<f32>::try_from(t).unwrap());
             toy(x, y0, t, i)
         };
-        let (x0, _) = sample_groups(&y0, &noise, &assignment, &cfg, &abar, 64, &mut recording).unwrap();
+        let (x0, _) = sample_groups(&y0, &noise, &assignment, &cfg, &abar, 64, prediction, &mut recording).unwrap();
         let longest = cfg.groups.iter().map(|g| g.steps).max().unwrap();
         assert_eq!(calls.len(), longest, "one call per round");
         let mut first = calls[0].clone();
@@ -260,14 +270,14 @@ mod tests {
         assert_eq!(calls[longest - 1].len(), 5, "only the hard patches take the last steps");
         // Batches of 4 mix groups at their boundaries (5 hard | 3 medium, 1
         // simple...); every patch still ends where its group alone would.
-        let (x0_4, _) = sample_groups(&y0, &noise, &assignment, &cfg, &abar, 4, &mut toy).unwrap();
+        let (x0_4, _) = sample_groups(&y0, &noise, &assignment, &cfg, &abar, 4, prediction, &mut toy).unwrap();
         for (g, spec) in cfg.groups.iter().enumerate() {
             let members: Vec<i64> = (0..11).filter(|&i| assignment[i as usize] == g).collect();
             let idx = Tensor::from_slice(&members);
             let y0g = y0.index_select(0, &idx);
             let alone = DdimSampler::new(&abar, spec.tau, spec.steps)
                 .unwrap()
-                .sample(&y0g, &noise.index_select(0, &idx), |x, t| toy(x, &y0g, t, &[]));
+                .sample(&y0g, &noise.index_select(0, &idx), prediction, |x, t| toy(x, &y0g, t, &[]));
             assert_eq!(max_abs_diff(&x0.index_select(0, &idx), &alone), 0.0, "group {g}");
             assert_eq!(max_abs_diff(&x0_4.index_select(0, &idx), &alone), 0.0, "group {g}, batches of 4");
         }
@@ -306,7 +316,7 @@ mod tests {
                 calls += 1;
                 toy(x, y0, t, i)
             };
-            let _ = sample_groups(&y0, &noise, &assignment, &PgsConfig::paper(), &abar, max_batch, &mut counting).unwrap();
+            let _ = sample_groups(&y0, &noise, &assignment, &PgsConfig::paper(), &abar, max_batch, Prediction::Epsilon, &mut counting).unwrap();
             assert_eq!(denoiser_calls(&assignment, &PgsConfig::paper(), &abar, max_batch).unwrap(), calls);
         }
     }
@@ -332,8 +342,8 @@ mod tests {
         let y0 = Tensor::zeros([3, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
         let abar = DiffusionConfig::default().alphas_cumprod();
         let cfg = PgsConfig::paper();
-        assert!(sample_groups(&y0, &y0, &[0, 1], &cfg, &abar, 4, &mut toy).is_err());
-        assert!(sample_groups(&y0, &y0, &[0, 1, 3], &cfg, &abar, 4, &mut toy).is_err());
-        assert!(sample_groups(&y0, &y0, &[0, 1, 2], &cfg, &abar, 0, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1], &cfg, &abar, 4, Prediction::Epsilon, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1, 3], &cfg, &abar, 4, Prediction::Epsilon, &mut toy).is_err());
+        assert!(sample_groups(&y0, &y0, &[0, 1, 2], &cfg, &abar, 0, Prediction::Epsilon, &mut toy).is_err());
     }
 }

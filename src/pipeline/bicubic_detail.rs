@@ -16,6 +16,10 @@
 //! PSNR, SSIM and NIQE over w = 0; on noisy or compressed ones the residual
 //! holds the noise and the blocks the GRM removed, and w = 0 is better (the
 //! option `--bicubic-detail`).
+//!
+//! With the exact (space-to-depth) latent D(E(bicubic)) is bicubic, so the
+//! detail is exactly zero: the second decode is skipped and the weight has
+//! no effect.
 
 use crate::autoencoder::tiled::{decode_tiled, TileConfig};
 use crate::model::Model;
@@ -37,7 +41,7 @@ pub fn decode_with_bicubic_detail(
     ensure!((0.0..=1.0).contains(&weight), "bicubic detail weight {weight}: must lie in [0, 1]");
     let size = (bicubic.size()[2], bicubic.size()[3]);
     let decoded = decode_image(model, latent, size, tiles)?;
-    if decoder_passes(weight) == 1 {
+    if decoder_passes(weight, model.ae.is_exact()) == 1 {
         return Ok(decoded);
     }
     // One new image-sized tensor, the rest in place, and `decoded` freed on
@@ -48,9 +52,10 @@ pub fn decode_with_bicubic_detail(
     Ok(detail)
 }
 
-/// Decoder passes per result: the bicubic detail adds one unless its weight is 0.
-pub fn decoder_passes(weight: f64) -> usize {
-    if weight > 0.0 {
+/// Decoder passes per result: the bicubic detail adds one unless its weight
+/// is 0 or the latent is exact (then the detail is zero).
+pub fn decoder_passes(weight: f64, exact_latent: bool) -> usize {
+    if weight > 0.0 && !exact_latent {
         2
     } else {
         1
@@ -94,7 +99,8 @@ mod tests {
         assert!(gap(&half, &((&decoded + &r.bicubic) * 0.5)) < 1e-5);
         let none = with(0.0).unwrap();
         assert_eq!(gap(&none, &decoded), 0.0);
-        assert_eq!((decoder_passes(0.0), decoder_passes(0.5), decoder_passes(1.0)), (1, 2, 2));
+        assert_eq!((decoder_passes(0.0, false), decoder_passes(0.5, false), decoder_passes(1.0, false)), (1, 2, 2));
+        assert_eq!(decoder_passes(1.0, true), 1);
         let err = with(1.5).unwrap_err();
         assert!(err.to_string().contains("[0, 1]"), "{err}");
     }

@@ -9,7 +9,7 @@
 //! tiled encoding within a memory budget); `restore_matches_coarse_latents`
 //! checks that the two agree on a crop that needs neither.
 
-use crate::autoencoder::AutoencoderKL;
+use crate::autoencoder::Autoencoder;
 use crate::grm::unet::Grm;
 use crate::resize::bicubic::upsample_bicubic;
 use anyhow::Result;
@@ -30,7 +30,7 @@ pub struct Coarse {
 /// Runs LR crops `lr` (B, 3, h/s, w/s) in [0, 1] up to (h, w), through the
 /// frozen encoder and, when given, the GRM. No graph is recorded.
 pub fn coarse_latents(
-    ae: &AutoencoderKL,
+    ae: &Autoencoder,
     grm: Option<&Grm>,
     lr: &Tensor,
     h: i64,

@@ -1,7 +1,8 @@
 //! The PatchScaler inference path, top to bottom (SPEC section 1):
 //! bicubic x4 -> E -> GRM -> PGS (texture prompt, Patch-DiT per group) ->
 //! merge -> D (plus the bicubic detail D cannot represent) -> colour fix ->
-//! detail gate.
+//! detail gate. With the exact latent, E and D are a reshape and the detail
+//! is zero.
 
 pub mod bicubic_detail;
 pub mod coarse;
@@ -191,12 +192,12 @@ pub(crate) fn upscale_inner(
             narrowed = full.narrow(idx.len() as i64);
             &narrowed
         };
-        let eps = model
+        let output = model
             .dit
             .forward_kv(&x_t.to_kind(kind), &y0.to_kind(kind), &t.to_device(dev), kv)
             .to_kind(Kind::Float);
         progress.tick("denoise");
-        eps
+        output
     };
     let field = match noise {
         Some(n) => {
@@ -213,6 +214,7 @@ pub(crate) fn upscale_inner(
         &opts.pgs,
         &ac,
         opts.max_batch,
+        cfg.dit.target,
         &mut denoise,
     )?;
     clock.record("dit".to_string(), stats.time);

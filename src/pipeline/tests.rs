@@ -315,3 +315,29 @@ fn regions_stay_close_to_the_whole_image() {
     opts.regions = None;
     assert!(with_detail.equal(&upscale(&m, &lr, &opts).unwrap().sr));
 }
+
+/// The exact latent: the whole pipeline runs on it at any size, its latent
+/// decodes to bicubic, and an untrained GRM (its residual head starts at
+/// zero) returns bicubic as the coarse result, whatever the bicubic detail's
+/// weight (the detail is exactly zero).
+#[test]
+fn the_exact_latent_runs_whole_and_an_untrained_grm_returns_bicubic() {
+    let mut m = Model::init(ModelConfig::tiny_s2d(), Device::Cpu, 3).unwrap();
+    m.perturb_zero_dit(0.05, 3);
+    assert!(m.ae.is_exact());
+    let opts = SamplingOptions::new(PgsConfig::paper(), ColorFix::Wavelet);
+    for (h, w) in [(13, 9), (20, 28)] {
+        let lr = image(h, w);
+        let up = upscale(&m, &lr, &opts).unwrap();
+        assert_eq!(up.sr.size(), vec![1, 3, 4 * h, 4 * w]);
+        let r = tch::no_grad(|| restore(&m, &lr, &opts, 1)).unwrap();
+        let size = (4 * h, 4 * w);
+        let decoded = tch::no_grad(|| bicubic_detail::decode_image(&m, &r.y_lr, size, &opts.ae_tiles)).unwrap();
+        assert!((&decoded - &r.bicubic).abs().max().double_value(&[]) < 1e-5);
+        let coarse = |w: f64| coarse_image(&m, &lr, &SamplingOptions { bicubic_detail: w, detail_gate: None, ..opts.clone() }).unwrap();
+        let (c0, c1) = (coarse(0.0), coarse(1.0));
+        assert_eq!((&c0 - &c1).abs().max().double_value(&[]), 0.0);
+        let fixed = opts.colorfix.apply(&r.bicubic, &r.bicubic).unwrap().clamp(0.0, 1.0);
+        assert!((&c0 - fixed).abs().max().double_value(&[]) < 1e-5);
+    }
+}

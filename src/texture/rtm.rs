@@ -106,10 +106,10 @@ impl Rtm {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let keys = f32_bytes(&self.keys)?;
-        let values = f32_bytes(&self.values)?;
+        let values = f16_bytes(&self.values)?;
         let views = [
             ("keys", safetensors::tensor::TensorView::new(Dtype::F32, dims(&self.keys), &keys)?),
-            ("values", safetensors::tensor::TensorView::new(Dtype::F32, dims(&self.values), &values)?),
+            ("values", safetensors::tensor::TensorView::new(Dtype::F16, dims(&self.values), &values)?),
         ];
         let header = HashMap::from([(META_KEY.to_string(), serde_json::to_string(&self.meta)?)]);
         safetensors::serialize_to_file(views, Some(header), path)
@@ -132,15 +132,19 @@ impl Rtm {
             .and_then(|m| m.get(META_KEY))
             .with_context(|| format!("no `{META_KEY}` metadata: not a texture memory"))?;
         let meta: RtmMeta = serde_json::from_str(meta_json).context("bad RTM metadata")?;
-        let tensor = |name: &str| -> Result<Tensor> {
+        // Keys stay float32 (their unit norm is checked to 1e-4); values may
+        // be float16, as `save` writes them.
+        let tensor = |name: &str, half_ok: bool| -> Result<Tensor> {
             let view = file.tensor(name).with_context(|| format!("missing tensor `{name}`"))?;
-            if view.dtype() != Dtype::F32 {
-                bail!("tensor `{name}` is {:?}, expected F32", view.dtype());
-            }
+            let kind = match view.dtype() {
+                Dtype::F32 => Kind::Float,
+                Dtype::F16 if half_ok => Kind::Half,
+                other => bail!("tensor `{name}` is {other:?}, expected F32{}", if half_ok { " or F16" } else { "" }),
+            };
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            Ok(Tensor::from_data_size(view.data(), &shape, Kind::Float).to_device(device))
+            Ok(Tensor::from_data_size(view.data(), &shape, kind).to_kind(Kind::Float).to_device(device))
         };
-        Self::new(tensor("keys")?, tensor("values")?, meta)
+        Self::new(tensor("keys", false)?, tensor("values", true)?, meta)
     }
 
     fn validate(&self) -> Result<()> {
@@ -175,6 +179,16 @@ fn f32_bytes(t: &Tensor) -> Result<Vec<u8>> {
     let flat = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1);
     let data = Vec::<f32>::try_from(&flat)?;
     Ok(data.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+/// Little-endian float16 bytes: the values are latent patches of about unit
+/// variance, for which half precision's 3 digits are plenty, and they are
+/// most of a model's size (the exact latent's patches are 49,152 values each).
+fn f16_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let flat = t.to_device(Device::Cpu).to_kind(Kind::Half).contiguous().flatten(0, -1);
+    let mut bytes = vec![0u8; flat.numel() * 2];
+    flat.copy_data_u8(&mut bytes, flat.numel());
+    Ok(bytes)
 }
 
 #[cfg(test)]

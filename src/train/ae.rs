@@ -14,11 +14,19 @@
 //! frozen: the latent space, and so every part trained on it (GRM, T, RTM,
 //! Patch-DiT), stays valid while reconstruction improves. Decoder steps cost
 //! about half of full AE steps, since nothing flows back through the encoder.
+//!
+//! On a model with the exact (space-to-depth) latent there is nothing to
+//! train: the command measures the latent's per-channel mean and std on
+//! training crops instead (`--steps` batches, at most `S2D_BATCHES`) and
+//! writes them as the latent's shift and scale. It does so once: every part
+//! trained afterwards works in that latent, so a model whose statistics are
+//! already measured keeps them (re-running a whole training sequence, here
+//! or on a GPU, must not move the latent under the trained GRM).
 
 use super::args::{load_part_if_present, TrainArgs};
 use super::loader::CropLoader;
 use super::trainer::{timed, Losses, Step, Trainer};
-use crate::autoencoder::AutoencoderKL;
+use crate::autoencoder::{AeKind, AutoencoderKL, Autoencoder};
 use crate::model::files::save;
 use crate::model::loaded::{AE_FILE, CONFIG_FILE};
 use anyhow::{Context, Result};
@@ -52,9 +60,16 @@ pub fn gradient_l1(a: &Tensor, b: &Tensor) -> Tensor {
     (dx(a) - dx(b)).abs().mean(Kind::Float) + (dy(a) - dy(b)).abs().mean(Kind::Float)
 }
 
+/// Crop batches the exact latent's statistics are measured on, at most:
+/// 256 x 8 crops of 128 px hold 34 M pixels per colour, plenty for a mean and a std.
+const S2D_BATCHES: u64 = 256;
+
 pub fn run(a: AeTrainArgs) -> Result<i32> {
     let mut cfg = a.common.model_config()?;
     let run = a.common.resolve(4000, 8, 128, 2e-4)?;
+    if cfg.ae.kind == AeKind::SpaceToDepth {
+        return measure_space_to_depth(&a, &cfg, &run);
+    }
     let dev = run.options.device;
     let mut vs = VarStore::new(dev);
     let ae = AutoencoderKL::new(&vs.root(), &cfg.ae);
@@ -146,6 +161,39 @@ pub fn run(a: AeTrainArgs) -> Result<i32> {
         trainer.steps_done,
         run.options.out_dir.display(),
         cfg.ae.scaling_factor,
+        ae_path.display()
+    );
+    Ok(0)
+}
+
+/// The exact latent's shift and scale from training crops, into `ae.safetensors`.
+fn measure_space_to_depth(a: &AeTrainArgs, cfg: &crate::model::ModelConfig, run: &super::args::Run) -> Result<i32> {
+    let mut vs = VarStore::new(tch::Device::Cpu);
+    let Autoencoder::SpaceToDepth(mut s2d, _) = Autoencoder::new(&vs.root(), &cfg.ae) else {
+        unreachable!("the config says space_to_depth")
+    };
+    let ae_path = a.common.model.join(AE_FILE);
+    load_part_if_present(&mut vs, &ae_path)?;
+    if s2d.shift.abs().max().double_value(&[]) > 0.0 {
+        println!("ae: exact latent, its statistics already measured; kept ({} is what the other parts were trained on)", ae_path.display());
+        return Ok(0);
+    }
+    let batches = run.options.max_steps.clamp(1, S2D_BATCHES) as usize;
+    let crops: Vec<Tensor> = CropLoader::new(&run.train_images, run.crop.clone())?
+        .take(batches)
+        .map(|b| b.map(|x| x * 2.0 - 1.0))
+        .collect::<Result<_>>()?;
+    s2d.measure(&crops);
+    save(&vs, &ae_path, false)?;
+    let (shift, scale) = (&s2d.shift, &s2d.scale);
+    println!(
+        "ae: exact latent, factor {}; measured on {} crops: shift {:.4}..{:.4}, scale {:.4}..{:.4}; wrote {}",
+        s2d.factor,
+        crops.iter().map(|c| c.size()[0]).sum::<i64>(),
+        shift.min().double_value(&[]),
+        shift.max().double_value(&[]),
+        scale.min().double_value(&[]),
+        scale.max().double_value(&[]),
         ae_path.display()
     );
     Ok(0)

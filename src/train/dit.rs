@@ -5,12 +5,16 @@
 //! prediction at x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t uniform in
 //! [0, 1000), on aligned patch pairs (x0 from the HR latent, y0 from the GRM
 //! on the degraded LR) with the top-K priors T(y0) retrieves from the RTM.
+//! A model whose `dit.target` is `x0` or `v` (SPEC section 7) regresses that
+//! instead, from the same x_t: the target is the model's, not the trainer's,
+//! so that sampling reads the output the way it was trained.
 //! Every t is trained, not only t < tau of the PGS groups: the `uniform`
 //! baseline starts at 1000, and PGS's tau per group is a sampling choice.
 //!
 //! Choices (ours):
-//! - the LR is Real-ESRGAN's degradation, or plain bicubic for
-//!   `--bicubic-prob` of the crops, so benchmark-style inputs are seen too;
+//! - the LR is plain bicubic for `--bicubic-prob` of the crops, the light
+//!   degradation for `--light-prob`, Real-ESRGAN's for the rest (see
+//!   `lr_pairs`), so clean and lightly degraded inputs are seen too;
 //! - each crop gives `--patches-per-crop` pairs, as degrading, encoding and
 //!   the GRM cost far more than one Patch-DiT step;
 //! - AdamW at 1e-4 without weight decay and an EMA of 0.9999 as DiT, but the
@@ -31,7 +35,7 @@ pub use validation::{ValSet, SAMPLE_STEPS, SAMPLE_TAU, VAL_TIMESTEPS};
 
 use super::args::TrainArgs;
 use super::checkpoint::Checkpoint;
-use super::lr_pairs::PairLoader;
+use super::lr_pairs::{LrMixFlags, PairLoader};
 use super::reuse::ReusedPairs;
 use super::trainer::{Losses, Step, Trainer};
 use crate::diffusion::ddim::q_sample;
@@ -51,9 +55,8 @@ pub struct DitTrainArgs {
     /// Patch pairs cut from each HR crop (the batch is crops x this).
     #[arg(long, default_value_t = 4)]
     pub patches_per_crop: i64,
-    /// Share of crops given the plain bicubic LR instead of Real-ESRGAN's.
-    #[arg(long, default_value_t = 0.1)]
-    pub bicubic_prob: f64,
+    #[command(flatten)]
+    pub lr_mix: LrMixFlags,
     /// Share of patches trained with an all-zero texture prompt.
     #[arg(long, default_value_t = 0.0)]
     pub prompt_dropout: f64,
@@ -88,7 +91,7 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     }
     let pair_cfg = PairConfig {
         scale,
-        bicubic_prob: a.bicubic_prob,
+        mix: a.lr_mix.mix()?,
         patches_per_crop: a.patches_per_crop,
         prompt_dropout: a.prompt_dropout,
     };
@@ -121,9 +124,11 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
         let t = Tensor::from_slice(&ts).to_device(device);
         let eps = p.x0.randn_like();
         let x_t = q_sample(&ac, &p.x0, &t, &eps)?;
+        let abar: Vec<f64> = ts.iter().map(|&t| ac[t as usize]).collect();
+        let target = m.config.dit.target.target(&p.x0, &eps, &abar)?;
         let tokens = m.dit.encode_texture(&p.priors, &p.sims);
         let pred = m.dit.forward(&x_t, &p.y0, &t.to_kind(Kind::Float), &tokens);
-        let loss = (pred - &eps).square().mean(Kind::Float);
+        let loss = (pred - target).square().mean(Kind::Float);
         let values = vec![("loss".into(), loss.shallow_clone())];
         Ok(Step { loss, values, data_wait: wait })
     };
@@ -161,8 +166,8 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
 }
 
 fn check_shares(a: &DitTrainArgs) -> Result<()> {
+    a.lr_mix.mix()?;
     for (name, p) in [
-        ("--bicubic-prob", a.bicubic_prob),
         ("--prompt-dropout", a.prompt_dropout),
     ] {
         if !(0.0..=1.0).contains(&p) {

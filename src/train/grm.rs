@@ -8,8 +8,9 @@
 //! Inputs are built exactly as `pipeline::upscale` builds them (bicubic up,
 //! clamp to [0, 1], map to [-1, 1], `encode`), so train and test agree.
 //!
-//! Pairs (see `pairs`): Real-ESRGAN degradation, or plain bicubic LR with
-//! `--bicubic-prob` (0.3), made on a background thread. Each pair batch
+//! Pairs (see `lr_pairs`): plain bicubic LR for `--bicubic-prob` (0.2), the
+//! light degradation for `--light-prob` (0.3), Real-ESRGAN's for the rest,
+//! made on background threads. Each pair batch
 //! serves `--reuse` steps (2), every time under a fresh random flip and
 //! 90-degree turn applied to HR and LR alike: a flipped degradation is as
 //! likely as the original, so the pair stays a valid sample, and the
@@ -25,10 +26,10 @@
 //! must beat) and decode(x_HR) (the AE's ceiling, what it cannot beat).
 
 use super::args::{load_frozen_ae, load_part_if_present, TrainArgs};
-use super::lr_pairs::{degrade_batch, Pair, PairConfig, PairLoader};
+use super::lr_pairs::{degrade_batch, LrMixFlags, Pair, PairConfig, PairLoader};
 use super::reuse::ReusedPairs;
 use super::trainer::{Losses, Step, Trainer};
-use crate::autoencoder::AutoencoderKL;
+use crate::autoencoder::Autoencoder;
 use crate::grm::{ConfidenceLoss, Grm};
 use crate::model::files::save;
 use crate::model::loaded::GRM_FILE;
@@ -47,9 +48,8 @@ const MIN_CROP: u32 = 80;
 pub struct GrmTrainArgs {
     #[command(flatten)]
     pub common: TrainArgs,
-    /// Share of training pairs whose LR is plain bicubic x4 instead of degraded.
-    #[arg(long, default_value_t = 0.3)]
-    pub bicubic_prob: f64,
+    #[command(flatten)]
+    pub lr_mix: LrMixFlags,
     /// Steps each degraded pair batch serves (with fresh flips and turns).
     #[arg(long, default_value_t = 2)]
     pub reuse: u64,
@@ -71,7 +71,7 @@ struct Latents {
     bicubic: Tensor,
 }
 
-fn encode_pair(ae: &AutoencoderKL, hr: &Tensor, lr: &Tensor) -> Result<Latents> {
+fn encode_pair(ae: &Autoencoder, hr: &Tensor, lr: &Tensor) -> Result<Latents> {
     tch::no_grad(|| {
         let x_hr = ae.encode(&(hr * 2.0 - 1.0)).to_kind(Kind::Float);
         let Coarse { bicubic, y_lr, .. } =
@@ -108,7 +108,7 @@ fn psnr_rgb(a: &Tensor, b: &Tensor) -> f64 {
     (mse.log10() * -10.0).mean(Kind::Float).double_value(&[])
 }
 
-fn decode_image(ae: &AutoencoderKL, z: &Tensor) -> Tensor {
+fn decode_image(ae: &Autoencoder, z: &Tensor) -> Tensor {
     ((ae.decode(z).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0)
 }
 
@@ -132,7 +132,7 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
 
     let dev = run.options.device;
     let mut ae_vs = VarStore::new(dev);
-    let ae = AutoencoderKL::new(&ae_vs.root(), &cfg.ae);
+    let ae = Autoencoder::new(&ae_vs.root(), &cfg.ae);
     load_frozen_ae(&mut ae_vs, &a.common.model)?;
     let mut vs = VarStore::new(dev);
     let grm = Grm::new(&vs.root(), &cfg.grm)?;
@@ -141,7 +141,7 @@ pub fn run(a: GrmTrainArgs) -> Result<i32> {
 
     let pair_cfg = PairConfig {
         scale: cfg.scale,
-        bicubic_prob: a.bicubic_prob,
+        mix: a.lr_mix.mix()?,
         ..PairConfig::realesrgan_x4(run.crop.seed)
     };
     let setup = (&cfg.ae, &cfg.grm, &loss_fn, &pair_cfg, a.reuse, &run.crop);
@@ -214,9 +214,9 @@ struct ValBatch {
 }
 
 /// The run's fixed val crops (see `Run::val_crops`) degraded with
-/// the training mixture, so the numbers cover both protocols.
+/// the training mixture, so the numbers cover all three protocols.
 fn validation_set(
-    ae: &AutoencoderKL,
+    ae: &Autoencoder,
     hrs: Vec<Tensor>,
     pairs: &PairConfig,
     dev: Device,

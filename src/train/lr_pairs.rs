@@ -1,12 +1,13 @@
 //! (HR, LR) image pairs, degraded ahead of the training step: what the
 //! GRM, texture and Patch-DiT trainers all learn from.
 //!
-//! Each LR is either Real-ESRGAN's second-order degradation of the HR crop
-//! (SPEC §5: the real-world setting the model is for) or, with
-//! `bicubic_prob`, the plain MATLAB-bicubic x4 LR of the benchmarks, so
-//! that the GRM neither over-sharpens clean bicubic inputs nor fails on
-//! blurred, noisy, JPEG-damaged ones: both evaluation protocols occur in
-//! training.
+//! Each LR is the plain MATLAB-bicubic LR of the benchmarks, the light
+//! degradation (an ordinary phone or web photo) or Real-ESRGAN's
+//! second-order degradation (SPEC §5, heavily damaged photos), drawn with
+//! the shares of an `LrMix` (`--bicubic-prob`, `--light-prob`, Real-ESRGAN
+//! the rest; default 20 / 30 / 50 %), so that the models neither
+//! over-sharpen clean inputs nor fail on damaged ones: all three
+//! evaluation protocols occur in training (`degrade::training`).
 //!
 //! Degrading costs about 2 s for a 512 x 512 crop on our CPU, more than a
 //! whole GRM step, so worker threads make the pairs while the step runs
@@ -16,7 +17,7 @@
 
 use super::data::ImageFolder;
 use super::loader::{CropConfig, CropLoader, OrderedLoader};
-use crate::degrade::{training_lr, DegradeConfig};
+use crate::degrade::{training_lr, Degradation, DegradeConfig, LrMix};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -27,32 +28,54 @@ use tch::Tensor;
 /// Keeps the degradation's random stream apart from the crop loader's.
 const DEGRADE_SALT: u64 = 0xde9_4ade;
 
+/// How a trainer's LRs are made; part of its run identity, so a resumed
+/// run degrades exactly as the run it continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairConfig {
     /// HR side / LR side.
     pub scale: i64,
-    /// Share of pairs whose LR is plain bicubic instead of degraded.
-    pub bicubic_prob: f64,
-    pub degrade: DegradeConfig,
+    /// Shares of bicubic, light and Real-ESRGAN LRs.
+    pub mix: LrMix,
+    pub light: DegradeConfig,
+    pub realesrgan: DegradeConfig,
     pub seed: u64,
 }
 
 impl PairConfig {
-    /// x4, 30 % bicubic LRs, Real-ESRGAN degradation for the rest.
+    /// x4, the default mix (20 % bicubic, 30 % light, 50 % Real-ESRGAN).
     pub fn realesrgan_x4(seed: u64) -> Self {
         PairConfig {
             scale: 4,
-            bicubic_prob: 0.3,
-            degrade: DegradeConfig::realesrgan(),
+            mix: LrMix::default(),
+            light: DegradeConfig::light(),
+            realesrgan: DegradeConfig::realesrgan(),
             seed,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.bicubic_prob) || self.scale < 1 {
-            bail!("GRM pairs: need 0 <= bicubic_prob <= 1 and scale >= 1, got {self:?}");
+        if self.scale < 1 {
+            bail!("LR pairs: need scale >= 1, got {self:?}");
         }
-        Ok(())
+        self.mix.validate()
+    }
+}
+
+/// `--bicubic-prob` and `--light-prob` of the trainers that degrade.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct LrMixFlags {
+    /// Share of training pairs whose LR is plain MATLAB bicubic.
+    #[arg(long, default_value_t = LrMix::default().bicubic)]
+    pub bicubic_prob: f64,
+    /// Share given the light degradation (mild blur, noise, JPEG 70..95);
+    /// Real-ESRGAN's degradation takes the rest.
+    #[arg(long, default_value_t = LrMix::default().light)]
+    pub light_prob: f64,
+}
+
+impl LrMixFlags {
+    pub fn mix(&self) -> Result<LrMix> {
+        LrMix::new(self.bicubic_prob, self.light_prob)
     }
 }
 
@@ -71,10 +94,10 @@ pub fn degrade_batch(hr: &Tensor, k: u64, cfg: &PairConfig) -> Result<Pair> {
     let (mut lrs, mut bicubic) = (Vec::new(), Vec::new());
     for i in 0..hr.size()[0] {
         let x = hr.narrow(0, i, 1);
-        let (lr, plain) = training_lr(&x, cfg.scale, cfg.bicubic_prob, &cfg.degrade, &mut rng)
+        let (lr, kind) = training_lr(&x, cfg.scale, &cfg.mix, &cfg.light, &cfg.realesrgan, &mut rng)
             .with_context(|| format!("degrading sample {i} of batch {k}"))?;
         lrs.push(lr);
-        bicubic.push(plain);
+        bicubic.push(kind == Degradation::Bicubic);
     }
     Ok(Pair {
         hr: hr.shallow_clone(),
@@ -135,10 +158,7 @@ mod tests {
     #[test]
     fn batches_are_a_function_of_seed_and_index() {
         let hr = smooth_hr(3, 96);
-        let cfg = PairConfig {
-            bicubic_prob: 0.0,
-            ..PairConfig::realesrgan_x4(7)
-        };
+        let cfg = PairConfig::realesrgan_x4(7);
         let a = degrade_batch(&hr, 5, &cfg).unwrap();
         let b = degrade_batch(&hr, 5, &cfg).unwrap();
         let c = degrade_batch(&hr, 6, &cfg).unwrap();
@@ -154,33 +174,33 @@ mod tests {
     }
 
     #[test]
-    fn bicubic_share_follows_the_probability() {
+    fn single_kind_mixes_give_that_kind() {
         let hr = smooth_hr(4, 96);
-        let all = degrade_batch(
-            &hr,
-            0,
-            &PairConfig {
-                bicubic_prob: 1.0,
-                ..PairConfig::realesrgan_x4(1)
-            },
-        )
-        .unwrap();
+        let batch = |kind| {
+            let cfg = PairConfig { mix: LrMix::only(kind), ..PairConfig::realesrgan_x4(1) };
+            degrade_batch(&hr, 0, &cfg).unwrap()
+        };
+        let all = batch(Degradation::Bicubic);
         assert_eq!(all.bicubic, [true; 4]);
         let want = bicubic_lr(&hr.narrow(0, 0, 1), 4).unwrap();
         assert!(
             all.lr.narrow(0, 0, 1).equal(&want),
             "a bicubic pair is exactly the benchmark LR"
         );
-        let none = degrade_batch(
-            &hr,
-            0,
-            &PairConfig {
-                bicubic_prob: 0.0,
-                ..PairConfig::realesrgan_x4(1)
-            },
-        )
-        .unwrap();
-        assert_eq!(none.bicubic, [false; 4]);
+        for kind in [Degradation::Light, Degradation::Realesrgan] {
+            let none = batch(kind);
+            assert_eq!(none.bicubic, [false; 4]);
+            assert!(!none.lr.narrow(0, 0, 1).equal(&want), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_mix_is_part_of_the_run_identity() {
+        let a = PairConfig::realesrgan_x4(0);
+        let b = PairConfig { mix: LrMix::new(0.3, 0.0).unwrap(), ..a.clone() };
+        let (ja, jb) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert!(ja.contains("\"light\":0.3") && ja.contains("\"antialias\":true"), "{ja}");
+        assert_ne!(ja, jb);
     }
 
     #[test]
@@ -215,9 +235,11 @@ mod tests {
     #[test]
     fn out_of_range_probability_is_an_error_not_a_panic() {
         let cfg = PairConfig {
-            bicubic_prob: 1.5,
+            mix: LrMix { bicubic: 1.5, light: 0.0, realesrgan: -0.5 },
             ..PairConfig::realesrgan_x4(0)
         };
         assert!(cfg.validate().is_err());
+        let flags = LrMixFlags { bicubic_prob: 0.6, light_prob: 0.6 };
+        assert!(flags.mix().unwrap_err().to_string().contains("sum to 1"));
     }
 }

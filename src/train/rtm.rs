@@ -13,7 +13,7 @@
 
 use super::args::load_frozen_ae;
 use super::data::{ImageFolder, MANIFEST};
-use crate::autoencoder::AutoencoderKL;
+use crate::autoencoder::Autoencoder;
 use crate::device::{device, DeviceArg};
 use crate::model::files::load_checked;
 use crate::model::loaded::{CONFIG_FILE, RTM_FILE, TEXTURE_FILE};
@@ -86,7 +86,7 @@ pub fn plan_crops(dims: &[(u32, u32)], n: usize, side: u32, seed: u64) -> Result
 
 /// Step 2: E(crops) as (N, c, V, V) scaled latents, `batch` crops per call.
 pub fn encode_crops(
-    ae: &AutoencoderKL,
+    ae: &Autoencoder,
     files: &[PathBuf],
     plan: &[CropBox],
     side: u32,
@@ -140,7 +140,7 @@ pub fn run(a: RtmArgs) -> Result<i32> {
     }
     let dev = device(a.device)?;
     let mut ae_vs = VarStore::new(dev);
-    let ae = AutoencoderKL::new(&ae_vs.root(), &cfg.ae);
+    let ae = Autoencoder::new(&ae_vs.root(), &cfg.ae);
     load_frozen_ae(&mut ae_vs, &a.model)?;
     let mut t_vs = VarStore::new(dev);
     let t = TextureClassifier::new(&t_vs.root(), t_cfg)?;
@@ -244,7 +244,7 @@ mod tests {
         });
         img.save(&path).unwrap();
         let vs = VarStore::new(Device::Cpu);
-        let ae = AutoencoderKL::new(&vs.root(), &crate::autoencoder::config::AeConfig::tiny());
+        let ae = Autoencoder::new(&vs.root(), &crate::autoencoder::config::AeConfig::tiny());
         let plan = [
             CropBox {
                 file: 0,

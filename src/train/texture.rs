@@ -28,7 +28,7 @@ use super::rtm::write_memory;
 use super::reuse::ReusedPairs;
 use super::texture_pairs::{Degradation, PairMaker, Pairs};
 use super::trainer::{Losses, Step, Trainer};
-use crate::autoencoder::AutoencoderKL;
+use crate::autoencoder::Autoencoder;
 use crate::degrade::DegradeConfig;
 use crate::grm::unet::Grm;
 use crate::model::files::{load_checked, save};
@@ -99,7 +99,7 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
     // maker's default crop, which needs the AE: resolve the device alone first.
     let dev = crate::device::device(a.common.device.unwrap_or(crate::device::DeviceArg::Cpu))?;
     let mut ae_vs = VarStore::new(dev);
-    let ae = AutoencoderKL::new(&ae_vs.root(), &cfg.ae);
+    let ae = Autoencoder::new(&ae_vs.root(), &cfg.ae);
     load_frozen_ae(&mut ae_vs, dir)?;
     let grm_path = dir.join(GRM_FILE);
     let use_grm = match (a.grm, a.no_grm) {
@@ -140,14 +140,14 @@ pub fn run(a: TextureTrainArgs) -> Result<i32> {
         a.temperature,
         maker.per_crop,
         maker.shift,
-        a.degradation,
+        maker.mix(),
         &run.crop,
         a.reuse,
     );
     let mut trainer = Trainer::new(run.options.clone(), &identity)?;
     let lr_cfg = LrPairConfig {
         scale: cfg.scale,
-        bicubic_prob: maker.bicubic_prob(),
+        mix: maker.mix(),
         ..LrPairConfig::realesrgan_x4(run.crop.seed)
     };
     let loader = PairLoader::new(&run.train_images, run.crop.clone(), lr_cfg.clone())?;

@@ -4,7 +4,7 @@
 //! View 1 is what the RTM stores: a V x V window of the clean HR latent
 //! E(x). View 2 is what retrieval is asked with: the window at nearly the
 //! same place of the coarse latent y0, i.e. the crop degraded to LR
-//! (Real-ESRGAN or bicubic), bicubic-upsampled back, encoded, and passed
+//! (bicubic, light or Real-ESRGAN), bicubic-upsampled back, encoded, and passed
 //! through the GRM when the model has one. Both views come from one crop,
 //! so they share its flip/rot90 augmentation: a prior should keep the
 //! orientation of the patch it helps. View 2's window is moved by a small
@@ -13,8 +13,8 @@
 //! away the shortcut of matching exact layout and leaves material
 //! (statistics that survive degradation) as the way to find the partner.
 
-use crate::autoencoder::AutoencoderKL;
-use crate::degrade::DegradeConfig;
+use crate::autoencoder::Autoencoder;
+use crate::degrade::{DegradeConfig, LrMix};
 use crate::grm::unet::Grm;
 use crate::pipeline::coarse::coarse_latents;
 use anyhow::{bail, Result};
@@ -33,7 +33,10 @@ pub enum Degradation {
     Realesrgan,
     /// MATLAB bicubic (the benchmarks' LR).
     Bicubic,
-    /// Each crop draws one of the two with equal odds: T serves both kinds of input.
+    /// The light degradation (mild blur, noise, JPEG 70..95).
+    Light,
+    /// The trainers' default mix (`LrMix::default()`: 20 % bicubic, 30 %
+    /// light, 50 % Real-ESRGAN): T serves every kind of input the model does.
     Mix,
 }
 
@@ -56,7 +59,7 @@ pub struct Pairs {
 
 /// Makes pairs with the frozen encoder (and GRM).
 pub struct PairMaker<'a> {
-    pub ae: &'a AutoencoderKL,
+    pub ae: &'a Autoencoder,
     pub grm: Option<&'a Grm>,
     /// Super-resolution factor of the model (the LR is this much smaller).
     pub scale: i64,
@@ -119,17 +122,19 @@ impl PairMaker<'_> {
         f * self.scale / gcd(f, self.scale)
     }
 
-    /// The share of crops whose LR is plain bicubic, for the pair loader.
-    pub fn bicubic_prob(&self) -> f64 {
+    /// The shares of the crops' LR kinds, for the pair loader.
+    pub fn mix(&self) -> LrMix {
+        use crate::degrade::Degradation as Protocol;
         match self.degradation {
-            Degradation::Realesrgan => 0.0,
-            Degradation::Bicubic => 1.0,
-            Degradation::Mix => 0.5,
+            Degradation::Realesrgan => LrMix::only(Protocol::Realesrgan),
+            Degradation::Bicubic => LrMix::only(Protocol::Bicubic),
+            Degradation::Light => LrMix::only(Protocol::Light),
+            Degradation::Mix => LrMix::default(),
         }
     }
 
     /// Pairs from HR crops `hr` (B, 3, S, S) in [0, 1] and their LRs (made
-    /// by `lr_pairs` with `bicubic_prob`): `per_crop` per crop, the windows
+    /// by `lr_pairs` with `mix`): `per_crop` per crop, the windows
     /// drawn from `rng`.
     pub fn make(&self, hr: &Tensor, lr: &Tensor, rng: &mut impl Rng) -> Result<Pairs> {
         Ok(self.cut(&self.latents(hr, lr)?, rng))
@@ -201,7 +206,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use tch::{nn::VarStore, Device};
 
-    fn maker(ae: &AutoencoderKL, shift: i64) -> PairMaker<'_> {
+    fn maker(ae: &Autoencoder, shift: i64) -> PairMaker<'_> {
         let degrade = DegradeConfig::realesrgan();
         PairMaker {
             ae,
@@ -217,7 +222,7 @@ mod tests {
 
     fn lr_config(m: &PairMaker) -> crate::train::lr_pairs::PairConfig {
         crate::train::lr_pairs::PairConfig {
-            bicubic_prob: m.bicubic_prob(),
+            mix: m.mix(),
             ..crate::train::lr_pairs::PairConfig::realesrgan_x4(0)
         }
     }
@@ -230,7 +235,7 @@ mod tests {
     #[test]
     fn clean_views_are_windows_of_the_hr_latent_and_degraded_ones_lie_near_them() {
         let vs = VarStore::new(Device::Cpu);
-        let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
+        let ae = Autoencoder::new(&vs.root(), &AeConfig::tiny());
         let m = maker(&ae, 2);
         let x = crops();
         let lr = crate::train::lr_pairs::degrade_batch(&x, 0, &lr_config(&m))
@@ -268,7 +273,7 @@ mod tests {
     #[test]
     fn one_batch_of_latents_serves_new_windows_at_every_cut() {
         let vs = VarStore::new(Device::Cpu);
-        let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
+        let ae = Autoencoder::new(&vs.root(), &AeConfig::tiny());
         let m = maker(&ae, 2);
         let x = crops();
         let lr = crate::train::lr_pairs::degrade_batch(&x, 0, &lr_config(&m)).unwrap().lr;
@@ -285,7 +290,7 @@ mod tests {
     #[test]
     fn crops_that_do_not_fit_are_errors() {
         let vs = VarStore::new(Device::Cpu);
-        let ae = AutoencoderKL::new(&vs.root(), &AeConfig::tiny());
+        let ae = Autoencoder::new(&vs.root(), &AeConfig::tiny());
         let mut m = maker(&ae, 0);
         assert_eq!(
             m.min_crop(),

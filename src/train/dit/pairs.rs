@@ -8,6 +8,7 @@
 //! those stages cost far more than one Patch-DiT step, so spreading them over
 //! many patches (and, with `--reuse`, several steps) keeps the DiT busy.
 
+use crate::degrade::LrMix;
 use crate::model::Model;
 use crate::pipeline::coarse::coarse_latents;
 use crate::texture::retrieval::retrieve;
@@ -22,9 +23,9 @@ use tch::{Kind, Tensor};
 pub struct PairConfig {
     /// SR factor between HR and LR (the model's native scale).
     pub scale: i64,
-    /// Share of crops degraded by plain MATLAB bicubic instead of
-    /// Real-ESRGAN, so the benchmarks' bicubic LR is in distribution too.
-    pub bicubic_prob: f64,
+    /// Shares of the crops' bicubic, light and Real-ESRGAN LRs, so clean
+    /// and lightly degraded inputs are in distribution too.
+    pub mix: LrMix,
     /// Patch pairs cut from each crop, at independent random positions.
     pub patches_per_crop: i64,
     /// Share of patches whose prompt is all zeros (priors and similarities),
@@ -48,7 +49,7 @@ impl PairConfig {
     pub fn lr_pairs(&self, seed: u64) -> LrPairConfig {
         LrPairConfig {
             scale: self.scale,
-            bicubic_prob: self.bicubic_prob,
+            mix: self.mix,
             ..LrPairConfig::realesrgan_x4(seed)
         }
     }

@@ -1,0 +1,43 @@
+//! The three kinds of LR made from an HR image: the evaluation protocols
+//! of `eval --degrade` and `degrade`, and the kinds the training mix draws.
+
+use super::config::DegradeConfig;
+use super::files::file_seed;
+use super::pipeline::{bicubic_lr, degrade};
+use anyhow::Result;
+use clap::ValueEnum;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// How an LR is made from its HR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+pub enum Degradation {
+    /// MATLAB bicubic by 1/scale (the classic benchmarks' protocol).
+    Bicubic,
+    /// One mild stage: slight blur, antialiased shrink, faint noise, JPEG
+    /// 70..95 (an ordinary phone or web photo; `DegradeConfig::light`).
+    Light,
+    /// Real-ESRGAN's second-order degradation (heavily damaged photos).
+    Realesrgan,
+}
+
+impl Degradation {
+    /// The LR of `hr` (1, 3, H, W) with the default configs; bicubic draws
+    /// nothing from `rng`.
+    pub fn lr(self, hr: &Tensor, scale: i64, rng: &mut impl Rng) -> Result<Tensor> {
+        match self {
+            Degradation::Bicubic => bicubic_lr(hr, scale),
+            Degradation::Light => degrade(hr, scale, rng, &DegradeConfig::light()),
+            Degradation::Realesrgan => degrade(hr, scale, rng, &DegradeConfig::realesrgan()),
+        }
+    }
+
+    /// The LR of the image named `file_name`, its generator seeded from
+    /// (seed, name) by `file_seed`: the same LR whatever the order or the
+    /// folder of the files, in `degrade` and `eval` alike.
+    pub fn lr_of_file(self, hr: &Tensor, scale: i64, seed: u64, file_name: &str) -> Result<Tensor> {
+        self.lr(hr, scale, &mut ChaCha8Rng::seed_from_u64(file_seed(seed, file_name)))
+    }
+}
