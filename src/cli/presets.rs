@@ -122,7 +122,8 @@ pub struct FinishFlags {
     pub no_detail_gate: bool,
     /// How much of the bicubic detail the decoder cannot represent is added
     /// back (see `pipeline::bicubic_detail`): 1 suits clean inputs (sharpest),
-    /// 0 noisy or compressed ones (the noise stays out).
+    /// 0 noisy or compressed ones (the noise stays out). No effect with the
+    /// exact latent of the shipped model, which loses nothing.
     #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
     pub bicubic_detail: f64,
 }
