@@ -27,10 +27,23 @@ impl Degradation {
     /// The LR of `hr` (1, 3, H, W) with the default configs; bicubic draws
     /// nothing from `rng`.
     pub fn lr(self, hr: &Tensor, scale: i64, rng: &mut impl Rng) -> Result<Tensor> {
+        self.lr_with(hr, scale, rng, &DegradeConfig::light(), &DegradeConfig::realesrgan())
+    }
+
+    /// [`Self::lr`] with the light and Real-ESRGAN configs given (a
+    /// trainer's, which are part of its run identity).
+    pub fn lr_with(
+        self,
+        hr: &Tensor,
+        scale: i64,
+        rng: &mut impl Rng,
+        light: &DegradeConfig,
+        realesrgan: &DegradeConfig,
+    ) -> Result<Tensor> {
         match self {
             Degradation::Bicubic => bicubic_lr(hr, scale),
-            Degradation::Light => degrade(hr, scale, rng, &DegradeConfig::light()),
-            Degradation::Realesrgan => degrade(hr, scale, rng, &DegradeConfig::realesrgan()),
+            Degradation::Light => degrade(hr, scale, rng, light),
+            Degradation::Realesrgan => degrade(hr, scale, rng, realesrgan),
         }
     }
 

@@ -8,7 +8,6 @@
 //! that only saw clean ones fails on blurred, noisy, JPEG-damaged ones.
 
 use super::config::DegradeConfig;
-use super::pipeline::{bicubic_lr, degrade};
 use super::protocol::Degradation;
 use anyhow::{ensure, Result};
 use rand::Rng;
@@ -93,17 +92,14 @@ pub fn training_lr(
     rng: &mut impl Rng,
 ) -> Result<(Tensor, Degradation)> {
     let kind = mix.draw(rng);
-    let lr = crate::autocast::float32(|| match kind {
-        Degradation::Bicubic => bicubic_lr(hr, scale),
-        Degradation::Light => degrade(hr, scale, rng, light),
-        Degradation::Realesrgan => degrade(hr, scale, rng, realesrgan),
-    })?;
+    let lr = crate::autocast::float32(|| kind.lr_with(hr, scale, rng, light, realesrgan))?;
     Ok((lr, kind))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::degrade::bicubic_lr;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use tch::{Device, Kind};
