@@ -1,41 +1,65 @@
-//! Bakes libtorch's folder into the binaries' rpath, so `patchscaler` and the
-//! test binaries start without LD_LIBRARY_PATH on the machine that built them,
-//! and links `libtorch_cuda.so` whenever that libtorch ships it.
+//! Where the binaries find libtorch, and the C++ shims they call.
 //!
-//! Why the explicit CUDA link: nothing in our code (nor tch's) calls a symbol
-//! of `libtorch_cuda.so`, so with `--as-needed` (the default of Debian's and
-//! most linkers) it is dropped from NEEDED; then the CUDA backend never
-//! registers at load time and `Cuda::is_available()` is false even on a
-//! GPU machine (tch-rs documents this). `--no-as-needed` keeps it. The same
-//! binary still runs on a machine without a GPU: the library loads, and
-//! libtorch reports zero CUDA devices.
+//! The rpath is relative only: `$ORIGIN/../lib` (the release bundle's
+//! `bin/` beside its `lib/`; also the test binaries in `target/<profile>/deps`)
+//! and `$ORIGIN/lib` (`target/<profile>/patchscaler`). So that the build
+//! machine needs no LD_LIBRARY_PATH, `target/<profile>/lib` is made a link to
+//! the libtorch the build used: the binary carries no path of this machine,
+//! and a copied binary finds libraries only beside itself (the bundle's
+//! layout), never in a build folder that may be gone.
 //!
-//! It also compiles `csrc/multi_tensor.cpp` against the same libtorch's
-//! headers: the multi-tensor optimizer operators (fused AdamW, foreach lerp
-//! and norm) that tch does not wrap, called by `src/train/multi_tensor.rs`.
-use std::path::Path;
+//! libtorch_cuda is not linked: nothing calls it directly (tch's own
+//! `-ltorch_cuda` is dropped by `--as-needed`), and linking it made every
+//! CPU run need cuBLAS, cuDNN, NCCL and the rest. `src/device/cuda.rs` loads
+//! it when a CUDA device is asked for.
+//!
+//! It also compiles `csrc/` against the same libtorch's headers: the
+//! multi-tensor optimizer operators that tch does not wrap
+//! (`src/train/multi_tensor.rs`) and the CUDA backend's probe
+//! (`src/device/cuda.rs`).
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-    compile_multi_tensor(Path::new(&dir));
-    for lib in ["torch_cuda", "c10_cuda"] {
-        if Path::new(&dir).join(format!("lib{lib}.so")).exists() {
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-l{lib},--as-needed");
-        }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib:$ORIGIN/lib");
+    link_profile_lib(Path::new(&dir));
+    compile_shims(Path::new(&dir));
+}
+
+/// `target/<profile>/lib` -> libtorch's folder (replaced when the build's
+/// libtorch changes). A failure costs only the LD_LIBRARY_PATH-free start,
+/// so it is a warning.
+fn link_profile_lib(lib_dir: &Path) {
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
+    let Some(profile) = out.ancestors().nth(3) else { return };
+    let link = profile.join("lib");
+    let target = lib_dir.canonicalize().unwrap_or_else(|_| lib_dir.to_path_buf());
+    if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+        return;
+    }
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
+        println!("cargo:warning=cannot link {} -> {}: {e}", link.display(), target.display());
     }
 }
 
 /// The C++ shims, built as tch's own `libtch` is (torch-sys's build script):
 /// C++17, position-independent, the libtorch headers beside its `lib`. The
 /// wheels of PyTorch 2.11 (the project's pinned version) use the C++11 ABI.
-fn compile_multi_tensor(lib_dir: &Path) {
+/// The file-prefix maps keep this machine's paths out of the assertion
+/// messages that libtorch's headers expand with `__FILE__`.
+fn compile_shims(lib_dir: &Path) {
     println!("cargo:rerun-if-changed=csrc/multi_tensor.cpp");
-    let include = lib_dir.join("..").join("include");
-    cc::Build::new()
+    println!("cargo:rerun-if-changed=csrc/cuda_probe.cpp");
+    let torch = lib_dir.join("..");
+    let include = torch.join("include");
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .pic(true)
         .warnings(false)
@@ -43,6 +67,13 @@ fn compile_multi_tensor(lib_dir: &Path) {
         .include(include.join("torch").join("csrc").join("api").join("include"))
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag(format!("-ffile-prefix-map={}=libtorch", torch.display()))
+        .flag(format!("-ffile-prefix-map={root}=."));
+    if let Ok(real) = torch.canonicalize() {
+        build.flag(format!("-ffile-prefix-map={}=libtorch", real.display()));
+    }
+    build
         .file("csrc/multi_tensor.cpp")
-        .compile("patchscaler_multi_tensor");
+        .file("csrc/cuda_probe.cpp")
+        .compile("patchscaler_shims");
 }

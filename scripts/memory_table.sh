@@ -13,6 +13,7 @@ ps_release
 out=${1:-runs/memory}
 mkdir -p "$out"
 specs=${MEMORY_SPECS:-256:1024 512:1536 1024:2048 2048:4096}
+"$PS_ROOT/.venv/bin/python" -c 'import numpy' 2>/dev/null || "$PS_ROOT/.venv/bin/pip" install -q "numpy<3"
 # shellcheck disable=SC2086
 "$PS_ROOT/.venv/bin/python" - "$out" $(for s in $specs; do echo "${s%%:*}"; done) <<'PY'
 import struct, sys, zlib

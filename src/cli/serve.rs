@@ -50,7 +50,7 @@ pub fn run(a: ServeArgs) -> Result<i32> {
     }
     let mut devices: Vec<DeviceArg> = Vec::new();
     for d in a.devices {
-        if d == DeviceArg::Cuda && !tch::Cuda::is_available() {
+        if d == DeviceArg::Cuda && !crate::device::cuda_available() {
             continue;
         }
         if !devices.contains(&d) {
