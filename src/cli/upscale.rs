@@ -19,9 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
 
-/// The model that ships in the repository, used when no --model is given.
-pub const DEFAULT_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default");
-
 #[derive(Args, Debug)]
 pub struct UpscaleArgs {
     /// Input images or folders of images.
@@ -35,7 +32,9 @@ pub struct UpscaleArgs {
     /// folders is refused (both named).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Model folder (model.toml + weights). Default: the shipped model.
+    /// Model folder (model.toml + weights). Default: the shipped model
+    /// (models/default beside the executable's folder: the bundle's or the
+    /// source tree's).
     #[arg(long, env = "PATCHSCALER_MODEL")]
     pub model: Option<PathBuf>,
     /// A diffusers AutoencoderKL safetensors file to use instead of the model's AE.
@@ -115,9 +114,10 @@ pub fn load_model(
     dev: Device,
     precision: Precision,
 ) -> Result<Model> {
-    let dir = model
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    let dir = match model {
+        Some(m) => m.to_path_buf(),
+        None => crate::model::shipped::default_dir()?,
+    };
     let mut m = Model::load(&dir, dev, vae)?;
     if precision == Precision::Bf16 {
         m.set_kind(Kind::BFloat16);

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod files;
 pub mod loaded;
+pub mod shipped;
 
 pub use config::ModelConfig;
 pub use loaded::Model;
