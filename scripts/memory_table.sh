@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's "Memory" table: peak RSS and time of `upscale` (shipped
-# model, CPU, 2 threads) against input size, with the default
-# --memory-limit and with a tighter one that makes the image run in
-# regions. Inputs are a synthetic test card (gradients, edges, noise) of
+# model, CPU, 2 threads, f32 as when the table was made) against input
+# size, with the default --memory-limit and with a tighter one that makes
+# the image run in regions. Inputs are a synthetic test card (gradients, edges, noise) of
 # each size, written by the venv's numpy. Prints a Markdown table.
 #   scripts/memory_table.sh [out-dir]    (2048 px takes about 20 min here)
 # MEMORY_SPECS="256:1024 512:1536" runs only those sides (side:tight limit).
@@ -40,7 +40,7 @@ for spec in $specs; do
   for limit in default "${spec##*:}"; do
     flag=(); [ "$limit" = default ] || flag=(--memory-limit "$limit")
     log="$out/card${side}-${limit}.log"
-    /usr/bin/time -f "peak %M KiB, %e s" "$ps" upscale --threads 2 --verbose "${flag[@]}" \
+    /usr/bin/time -f "peak %M KiB, %e s" "$ps" upscale --threads 2 --verbose --precision f32 "${flag[@]}" \
       "$out/card$side.png" -o "$out/card${side}-${limit}_x4.png" >"$log" 2>&1
     peak=$(sed -n 's/.*peak \([0-9]*\) KiB.*/\1/p' "$log")
     secs=$(sed -n 's/.*KiB, \([0-9.]*\) s.*/\1/p' "$log")

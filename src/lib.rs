@@ -19,6 +19,7 @@ pub mod model;
 pub mod nn;
 pub mod pgs;
 pub mod pipeline;
+pub mod precision;
 pub mod resize;
 pub mod serve;
 pub mod texture;

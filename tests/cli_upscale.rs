@@ -223,3 +223,31 @@ fn missing_or_mismatched_model_files_are_named() {
     let o = upscale(&nowhere, &[inp.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(text(&o).contains("model folder not found"), "{}", text(&o));
 }
+
+#[test]
+fn bf16_where_the_cpu_emulates_it_warns_once_and_auto_runs_f32() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let inp = d.path().join("in.png");
+    rgb_image(16, 16).save(&inp).unwrap();
+    // oneDNN capped at AVX2 emulates bf16, as an AVX2-only CPU does.
+    let run = |precision: &str| {
+        let out = d.path().join(format!("{precision}.png"));
+        let o = bin()
+            .arg("upscale").arg("--model").arg(&model).arg(&inp).arg("-o").arg(&out)
+            .args(["--precision", precision])
+            .env("ONEDNN_MAX_CPU_ISA", "AVX2")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        (text(&o), std::fs::read(&out).unwrap())
+    };
+    let (t, _) = run("bf16");
+    assert_eq!(t.matches("warning: --precision bf16 on this CPU: no native bf16").count(), 1, "{t}");
+    let (t_auto, auto) = run("auto");
+    let (_, f32) = run("f32");
+    assert!(!t_auto.contains("warning"), "{t_auto}");
+    assert!(auto == f32, "auto is f32 here");
+    let o = bin().arg("devices").env("ONEDNN_MAX_CPU_ISA", "AVX2").output().unwrap();
+    assert!(text(&o).contains("precision auto: f32 (no native bf16"), "{}", text(&o));
+}

@@ -4,7 +4,7 @@
 //! --y0, the PGS overrides) make the README's ablation tables.
 
 pub use super::presets::{FinishFlags, PgsFlags};
-use super::upscale::{device, expand_inputs, load_model, DeviceArg, Precision};
+use super::upscale::{device, expand_inputs, load_model, DeviceArg, PrecisionArg};
 use crate::eval::figure::side_by_side;
 use crate::eval::methods::{self, Method};
 use crate::eval::report::{table, write_csv, Row};
@@ -74,8 +74,9 @@ pub struct EvalArgs {
     pub pgs: PgsFlags,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// f32 by default, so that scores compare across machines.
     #[arg(long, value_enum, default_value = "f32")]
-    pub precision: Precision,
+    pub precision: PrecisionArg,
     #[arg(long, default_value_t = 64)]
     pub max_batch: usize,
     /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
@@ -87,7 +88,8 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t);
     }
-    let model = load_model(a.model.as_deref(), None, device(a.device)?, a.precision)?;
+    let dev = device(a.device)?;
+    let model = load_model(a.model.as_deref(), None, dev, crate::precision::resolve(a.precision, dev))?;
     let (pgs, uniform) = a.pgs.plans(&model)?;
     let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
     opts.seed = a.seed;

@@ -54,8 +54,10 @@ pub struct UpscaleArgs {
     pub finish: FinishFlags,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    #[arg(long, value_enum, default_value = "f32")]
-    pub precision: Precision,
+    /// auto: bf16 where it is native and faster, else f32 (`patchscaler
+    /// devices` says which).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: PrecisionArg,
     /// Write the confidence map and patch groups (paper Fig. 4) to this file (a folder with several inputs).
     #[arg(long)]
     pub qmap: Option<PathBuf>,
@@ -99,6 +101,7 @@ pub struct UpscaleArgs {
 pub use crate::device::{device, DeviceArg};
 
 pub use crate::autocast::Precision;
+pub use crate::precision::PrecisionArg;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ColorFixArg {
@@ -180,7 +183,8 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
         tch::set_num_threads(t);
     }
     let dev = device(a.device)?;
-    let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, a.precision)?;
+    let precision = crate::precision::resolve(a.precision, dev);
+    let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, precision)?;
     let mut opts = sampling_options(&model, &a.pgs, a.uniform, a.colorfix, a.seed)?;
     a.finish.apply(&mut opts);
     opts.max_batch = a.max_batch as usize;

@@ -49,6 +49,19 @@ pub fn properties(i: usize) -> Option<Properties> {
     Some(Properties { name, free, total })
 }
 
+/// (major, minor) through `cudaDeviceGetAttribute`, whose attribute numbers
+/// (75, 76) are fixed across CUDA versions, unlike cudaDeviceProp's layout.
+pub fn compute_capability(i: usize) -> Option<(i32, i32)> {
+    type GetAttr = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int;
+    let f = sym(c"cudaDeviceGetAttribute")?;
+    // SAFETY: the runtime's documented signature.
+    unsafe {
+        let get: GetAttr = std::mem::transmute(f);
+        let (mut major, mut minor) = (0, 0);
+        (get(&mut major, 75, i as c_int) == 0 && get(&mut minor, 76, i as c_int) == 0).then_some((major, minor))
+    }
+}
+
 /// The runtime's own words when it counts no device ("CUDA driver version
 /// is insufficient...", "no CUDA-capable device is detected").
 pub fn no_device_reason() -> Option<String> {

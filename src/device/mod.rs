@@ -69,13 +69,14 @@ pub fn cpu_features() -> Vec<&'static str> {
 /// cannot.
 pub fn describe() -> Vec<String> {
     let mut lines = vec![format!(
-        "cpu: {} intra-op threads, {} logical cores; {}",
+        "cpu: {} intra-op threads, {} logical cores; {}; precision auto: {}",
         tch::get_num_threads(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         match cpu_features().join(", ") {
             f if f.is_empty() => "no AVX2/AVX-512/AMX".to_string(),
             f => f,
-        }
+        },
+        crate::precision::auto(Device::Cpu)
     )];
     lines.push(format!("libtorch: {}", cuda::libtorch_dir().map_or("(not found)".into(), |d| d.display().to_string())));
     let backend = match cuda::load() {
@@ -93,18 +94,24 @@ pub fn describe() -> Vec<String> {
         lines.push(format!("cuda: {}", backend.describe()));
     }
     for i in 0..n.max(0) as usize {
+        let auto = crate::precision::auto(Device::Cuda(i));
         lines.push(match cudart::properties(i) {
             Some(p) => format!(
-                "cuda:{i}: {}, {:.1} GiB ({:.1} GiB free)",
+                "cuda:{i}: {}, {:.1} GiB ({:.1} GiB free); precision auto: {auto}",
                 p.name,
                 p.total as f64 / 1073741824.0,
                 p.free as f64 / 1073741824.0,
             ),
-            None => format!("cuda:{i}: (properties unavailable)"),
+            None => format!("cuda:{i}: (properties unavailable); precision auto: {auto}"),
         });
     }
     lines.push(format!("cudnn: {}", if tch::Cuda::cudnn_is_available() { "yes" } else { "no" }));
     lines
+}
+
+/// Compute capability (major, minor) of CUDA device `i`.
+pub fn compute_capability(i: usize) -> Option<(i32, i32)> {
+    cudart::compute_capability(i)
 }
 
 #[cfg(test)]
@@ -115,7 +122,7 @@ mod tests {
     fn cpu_always_works_and_describe_names_it() {
         assert_eq!(device(DeviceArg::Cpu).unwrap(), Device::Cpu);
         let d = describe();
-        assert!(d[0].starts_with("cpu: "), "{d:?}");
+        assert!(d[0].starts_with("cpu: ") && d[0].contains("precision auto: "), "{d:?}");
         assert!(d.iter().any(|l| l.starts_with("cuda")), "{d:?}");
     }
 

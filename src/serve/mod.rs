@@ -13,7 +13,6 @@ pub mod http;
 pub mod jobs;
 pub mod work;
 
-use crate::autocast::Precision;
 use crate::cli::upscale::load_model;
 use crate::device::{device, DeviceArg};
 use anyhow::{bail, Context, Result};
@@ -117,7 +116,7 @@ fn start_workers(cfg: &ServeConfig, tmp: &std::path::Path) -> Result<(Vec<Device
             .name(format!("serve-{}", jobs::device_name(d)))
             .spawn(move || {
                 let model = device(d)
-                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, Precision::F32));
+                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, crate::precision::auto(dev).precision));
                 let model = match model {
                     Ok(m) => {
                         let _ = tx.send(Ok(()));
