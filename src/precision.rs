@@ -76,8 +76,8 @@ fn classify(features: &[&str], max_isa: Option<&str>) -> CpuBf16 {
 /// Measured on each class of CPU (README, "Precision": the commands, the
 /// sizes, and why thumbnails and training are exceptions).
 const AMX_WHY: &str = "AMX: bf16 measured 1.6x faster than f32";
-const AVX512_WHY: &str = "AVX-512 BF16 without AMX: bf16 measured 1.1x faster than f32 on photos";
-const EMULATED_WHY: &str = "no native bf16 (no AVX-512 BF16, no AMX): emulated, measured 2.8x to over 50x the time of f32";
+const AVX512_WHY: &str = "AVX-512 BF16 without AMX: bf16 measured 1.1-1.3x faster than f32 on photos";
+const EMULATED_WHY: &str = "no native bf16 (no AVX-512 BF16, no AMX): emulated, measured 2x to over 50x the time of f32";
 
 /// What `--precision auto` runs on `device`.
 pub fn auto(device: Device) -> Choice {
