@@ -17,7 +17,9 @@ pub fn temp_file_in(dir: &Path, suffix: &str) -> Result<NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         b.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    b.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))
+    // The folder and the OS's reason: tempfile's own message names the
+    // temporary file, which the user never asked for.
+    b.tempfile_in(dir).map_err(|e| crate::imageio::io_error(dir, &e))
 }
 
 /// The folder a path's temporary sibling goes in.

@@ -220,3 +220,52 @@ fn calibrate_writes_thresholds_that_split_the_patches() {
     let bad = bin().arg("calibrate").arg("--model").arg(&model).arg("--data").arg(&hr).args(["--shares", "0.7,0.5"]).output().unwrap();
     assert!(!bad.status.success() && text(&bad).contains("shares"), "{}", text(&bad));
 }
+
+/// The background trainer's gate on real `eval` folders: an evaluation is
+/// not better than itself, a candidate whose PatchScaler images all score
+/// higher is, and `--plan` names both trainable stages.
+#[test]
+fn compare_gates_eval_folders_and_plans_the_next_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let hr = d.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    for (i, name) in ["a.png", "b.png", "c.png"].iter().enumerate() {
+        // Small: NIQE is undefined (the gate lists it as not compared).
+        hr_image(&hr.join(name), 76 + 4 * i as u32, 76);
+    }
+    let (base, cand) = (d.path().join("base"), d.path().join("cand"));
+    for p in ["bicubic", "light", "realesrgan"] {
+        let o = bin().arg("eval").arg(&hr).arg("-o").arg(base.join(p)).arg("--model").arg(&model)
+            .args(["--degrade", p, "--no-uniform"]).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        // The candidate: every PatchScaler image 0.5 dB better.
+        let csv = std::fs::read_to_string(base.join(p).join("eval.csv")).unwrap();
+        let better: String = csv.lines().map(|l| {
+            let mut f: Vec<String> = l.split(',').map(String::from).collect();
+            if f[1] == "patchscaler" && f[0] != "mean" {
+                f[2] = format!("{:.6}", f[2].parse::<f64>().unwrap() + 0.5);
+            }
+            f.join(",") + "\n"
+        }).collect();
+        std::fs::create_dir_all(cand.join(p)).unwrap();
+        std::fs::write(cand.join(p).join("eval.csv"), better).unwrap();
+    }
+    let compare = |a: &Path, b: &Path| bin().arg("compare").arg(a).arg(b).output().unwrap();
+    let same = compare(&base, &base);
+    assert_eq!(same.status.code(), Some(1), "{}", text(&same));
+    assert!(text(&same).contains("not better"), "{}", text(&same));
+    let up = compare(&base, &cand);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    assert!(text(&up).contains("| realesrgan | PSNR-Y |") && text(&up).contains("better"), "{}", text(&up));
+    assert!(text(&up).contains("| light | NIQE | - |"), "{}", text(&up));
+    let down = compare(&cand, &base);
+    assert_eq!(down.status.code(), Some(1), "{}", text(&down));
+    assert!(text(&down).contains("worse"), "{}", text(&down));
+    let plan = bin().args(["compare", "--plan"]).arg(&base).output().unwrap();
+    let stages: Vec<String> = String::from_utf8_lossy(&plan.stdout).lines().map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    assert!(plan.status.success() && stages.len() == 2 && stages.contains(&"grm".into()) && stages.contains(&"dit".into()), "{}", text(&plan));
+    let missing = bin().arg("compare").arg(&base).arg(d.path().join("nowhere")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(text(&missing).contains("nowhere"), "{}", text(&missing));
+}

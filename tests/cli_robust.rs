@@ -242,3 +242,112 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !c
 }
+
+#[path = "common/animated.rs"]
+mod animated;
+
+/// Issue 21, defect 8: two names that are not UTF-8 and differ only there
+/// (`caf\xe9.png`, `caf\xe8.png`) are two outputs with their raw bytes, and
+/// every line shows them escaped; the same name from two folders is refused
+/// with both shown as they are, not as `caf\u{FFFD}.png` twice.
+#[test]
+fn issue21_defect8_names_that_are_not_utf8_stay_distinct() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let name = |dir: &Path, b: &[u8]| dir.join(std::ffi::OsStr::from_bytes(b));
+    let src = d.path().join("nonutf");
+    std::fs::create_dir_all(&src).unwrap();
+    for b in [&b"caf\xe9.png"[..], b"caf\xe8.png"] {
+        rgb_image(12, 12).save(name(&src, b)).unwrap();
+    }
+    let out = d.path().join("out");
+    let o = upscale(&model, &[&src, p("-o"), &out]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let mut made: Vec<Vec<u8>> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_vec()).collect();
+    made.sort();
+    assert_eq!(made, [b"caf\xe8_x4.png".to_vec(), b"caf\xe9_x4.png".to_vec()], "{t}");
+    assert!(t.contains(r"caf\xe9.png -> ") && t.contains(r"caf\xe9_x4.png"), "{t}");
+    assert!(t.contains(r"caf\xe8.png -> ") && t.contains(r"caf\xe8_x4.png"), "{t}");
+
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    rgb_image(12, 12).save(name(&other, b"caf\xe9.png")).unwrap();
+    let o = upscale(&no_model(d.path()), &[&name(&src, b"caf\xe9.png"), &name(&other, b"caf\xe9.png"), p("-o"), &out]);
+    let t = text(&o);
+    let line = t.lines().find(|l| l.contains("same file name")).unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains(r"nonutf/caf\xe9.png") && line.contains(r"other/caf\xe9.png"), "{line}");
+    assert!(!t.contains('\u{FFFD}'), "{t}");
+}
+
+/// Issue 21, defect 9: an animated GIF, APNG or WebP is refused with its
+/// frame count before the model loads, never upscaled from its first frame.
+#[test]
+fn issue21_defect9_animations_are_refused_with_their_frame_count() {
+    let d = tempfile::tempdir().unwrap();
+    let files = [("anim.gif", animated::gif(3), 3), ("anim.png", animated::apng(4), 4), ("anim.webp", animated::webp(2), 2)];
+    for (name, bytes, frames) in files {
+        let inp = d.path().join(name);
+        std::fs::write(&inp, bytes).unwrap();
+        let out = d.path().join("out.png");
+        let o = upscale(&no_model(d.path()), &[&inp, p("-o"), &out]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {t}");
+        let line = error_line(&t, &inp);
+        assert!(line.contains(&format!("animated ({frames} frames)")) && line.contains("only still images"), "{line}");
+        assert!(!t.contains("model folder not found") && !out.exists(), "{name}: {t}");
+    }
+}
+
+/// Issue 21, defect 9: a folder yields what naming its files would: a still
+/// `.gif`, which a named file always was, is no longer skipped by the scan.
+#[test]
+fn issue21_defect9_a_folder_and_named_files_accept_the_same_formats() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let src = d.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("still.gif"), animated::gif(1)).unwrap();
+    rgb_image(8, 6).save(src.join("photo.png")).unwrap();
+    std::fs::write(src.join("notes.txt"), b"not an image").unwrap();
+    let out = d.path().join("out");
+    let o = upscale(&model, &[&src, p("-o"), &out]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("done 2, failed 0, skipped 0"), "{t}");
+    assert_eq!(image::image_dimensions(out.join("still_x4.png")).unwrap(), (32, 24));
+}
+
+/// Issue 21, defect 9: an output folder on a read-only file system is named
+/// in the error, not the temporary probe file the preflight tried to make.
+/// Needs a user namespace to mount one (`unshare -rm`); skipped without.
+#[test]
+fn issue21_defect9_an_unwritable_folder_is_named_not_a_probe_file() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("a.png");
+    rgb_image(8, 8).save(&inp).unwrap();
+    let ro = d.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let script = r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 77; shift; exec "$@""#;
+    let o = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .arg(&ro)
+        .arg(env!("CARGO_BIN_EXE_patchscaler"))
+        .args(["upscale", "--model"])
+        .arg(no_model(d.path()))
+        .arg(&inp)
+        .arg("-o")
+        .arg(ro.join("a_x4.png"))
+        .output();
+    let Ok(o) = o.map_err(|e| eprintln!("skipped: no unshare ({e})")) else { return };
+    if o.status.code() == Some(77) || String::from_utf8_lossy(&o.stderr).contains("unshare:") {
+        eprintln!("skipped: cannot mount a read-only folder here: {}", text(&o));
+        return;
+    }
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let line = error_line(&t, &ro);
+    assert!(line.ends_with(&format!("{}: read-only file system", ro.display())), "{line}");
+    assert!(!t.contains(".patchscaler-check"), "{t}");
+}

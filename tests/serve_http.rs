@@ -310,3 +310,36 @@ fn the_queue_shows_places_and_a_closed_stream_cancels_its_job() {
     let work = s.work_dir().unwrap();
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
 }
+
+/// The page's options go through `upscale`'s own parsers: a scale the
+/// command refuses (8x8 at x0.000000001 made a 1x1 image) is refused by the
+/// server with the same reason.
+#[test]
+fn the_scale_rule_is_upscales() {
+    let d = tempfile::tempdir().unwrap();
+    let model = tiny_model(d.path());
+    let s = Server::start(&model, &d.path().join("tmp"), &[]);
+    let tiny = d.path().join("tiny8.png");
+    rgb_image(8, 8).save(&tiny).unwrap();
+    let o = bin()
+        .arg("upscale")
+        .arg("--model")
+        .arg(&model)
+        .arg(&tiny)
+        .arg("-o")
+        .arg(d.path().join("out.png"))
+        .args(["--scale", "0.000000001"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "upscale accepted --scale 0.000000001");
+    let cli = String::from_utf8_lossy(&o.stderr);
+    let png = std::fs::read(&tiny).unwrap();
+    let (st, v) = submit(
+        &s.url,
+        &[("image", Some("tiny8.png"), &png), ("scale", None, b"0.000000001")],
+    );
+    assert_eq!(st, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    let reason = e.strip_prefix("scale \"0.000000001\": ").unwrap_or_else(|| panic!("{e}"));
+    assert!(cli.contains(reason), "upscale: {cli}\nserve: {e}");
+}

@@ -68,7 +68,9 @@ pub enum Status {
 /// One manifest line.
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
+    #[serde(serialize_with = "path_text")]
     pub input: PathBuf,
+    #[serde(serialize_with = "opt_path_text")]
     pub output: Option<PathBuf>,
     /// (width, height) of the input and of the output, where known.
     pub input_size: Option<(i64, i64)>,
@@ -92,6 +94,20 @@ impl Record {
             status,
             error: None,
         }
+    }
+}
+
+/// A path as a JSON string, as messages show it: JSON holds no bytes that
+/// are not UTF-8, and serde's own path rule refuses them, which failed the
+/// whole run at its first such name.
+fn path_text<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::imageio::shown(p))
+}
+
+fn opt_path_text<S: serde::Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => path_text(p, s),
+        None => s.serialize_none(),
     }
 }
 
@@ -185,5 +201,14 @@ mod tests {
         assert_eq!(lines[1]["status"], "failed");
         assert_eq!(lines[1]["error"], "in/b.png: truncated");
         assert!(Manifest::open(d.path()).is_err());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_name_that_is_not_utf8_is_written_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = Path::new(std::ffi::OsStr::from_bytes(b"in/caf\xe9.png"));
+        let line = serde_json::to_value(Record::new(name, None, Status::Failed)).unwrap();
+        assert_eq!(line["input"], r"in/caf\xe9.png");
     }
 }

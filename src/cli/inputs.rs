@@ -1,16 +1,16 @@
 //! The batch's input list: files as given, the images inside given folders,
 //! each once, and a one-line reason for every path that yields nothing.
 
-use crate::imageio::io_error;
-use crate::imageio::save::OUTPUT_EXTS;
+use crate::imageio::{io_error, shown};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Whether `p` has an image extension (the readable ones are the writable ones).
+/// Whether `p`'s extension names an image format (`image`'s list, `.gif`
+/// included). A folder yields these files and each is then read as a named
+/// file is, by its content, so the two rules agree: an image the decoder
+/// cannot read (AVIF) is an error line either way, never silently skipped.
 pub fn has_image_ext(p: &Path) -> bool {
-    p.extension()
-        .map(|e| OUTPUT_EXTS.contains(&e.to_string_lossy().to_lowercase().as_str()))
-        .unwrap_or(false)
+    p.extension().and_then(image::ImageFormat::from_extension).is_some()
 }
 
 /// Files as given and the image files inside given folders (sorted), each
@@ -46,13 +46,13 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
                     .collect();
                 files.sort();
                 if files.is_empty() {
-                    errors.push(format!("{}: folder holds no images", p.display()));
+                    errors.push(format!("{}: folder holds no images", shown(p)));
                 }
                 for f in files {
                     push(f, &mut out);
                 }
             }
-            Err(e) => errors.push(format!("{}: cannot list the folder: {e}", p.display())),
+            Err(e) => errors.push(format!("{}: cannot list the folder: {e}", shown(p))),
         }
     }
     (out, errors)

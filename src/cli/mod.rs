@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bench;
 pub mod calibrate;
+pub mod compare;
 pub mod convert;
 pub mod degrade;
 pub mod eval;
@@ -55,6 +56,8 @@ pub enum Command {
     Train(train::TrainCommand),
     /// Score bicubic, coarse, PatchScaler and uniform sampling on HR images (PSNR, SSIM, NIQE, runtime).
     Eval(eval::EvalArgs),
+    /// Compare two evaluations protocol by protocol (the background trainer's gate); --plan: what to train next.
+    Compare(compare::CompareArgs),
     /// Set a model's PGS confidence thresholds from held-out images (target group shares).
     Calibrate(calibrate::CalibrateArgs),
     /// Time each stage in f32 and bf16, PGS against uniform; --tradeoff draws quality vs runtime.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Devices => {
             crate::device::describe()

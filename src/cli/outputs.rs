@@ -15,8 +15,10 @@
 //! cannot be told apart that way and are refused, both named.
 
 use crate::imageio::save::{output_format, OUTPUT_EXTS};
+use crate::imageio::shown;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 /// What `-o` or `--qmap` names.
@@ -42,41 +44,46 @@ pub fn resolve(flag: &str, path: &Path, one_file: bool) -> Result<Target> {
             if output_format(path).is_err() {
                 bail!(
                     "{flag} {}: unknown extension (a file needs one of .{}; end a folder's name with /)",
-                    path.display(),
+                    shown(path),
                     OUTPUT_EXTS.join(", .")
                 );
             }
             bail!(
                 "{flag} {} names one file, but there are several inputs (or a folder): give a folder, e.g. {}/",
-                path.display(),
-                path.with_extension("").display()
+                shown(path),
+                shown(&path.with_extension(""))
             )
         }
         (false, true) => bail!(
             "{flag} {}: no extension; give {}.png for a file or {}/ for a folder",
-            path.display(),
-            path.display(),
-            path.display()
+            shown(path),
+            shown(path),
+            shown(path)
         ),
         (false, false) => Ok(Target::Folder(path.to_path_buf())),
     }
 }
 
 /// The name stem each input's outputs get in a folder, or why it has none.
-pub fn output_stems(inputs: &[PathBuf]) -> Vec<Result<String, String>> {
-    let stem = |p: &Path| {
-        p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into())
-    };
-    let ext = |p: &Path| p.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut by_stem: HashMap<String, usize> = HashMap::new();
+/// Stems are the file names' own bytes (`OsString`), never a lossy copy, so
+/// that names that are not UTF-8 (`caf\xe9.png`, `caf\xe8.png`) stay two
+/// names.
+pub fn output_stems(inputs: &[PathBuf]) -> Vec<Result<OsString, String>> {
+    let stem = |p: &Path| p.file_stem().unwrap_or(OsStr::new("image")).to_os_string();
+    let mut by_stem: HashMap<OsString, usize> = HashMap::new();
     for p in inputs {
         *by_stem.entry(stem(p)).or_default() += 1;
     }
-    let names: Vec<String> = inputs
+    let names: Vec<OsString> = inputs
         .iter()
         .map(|p| match by_stem[&stem(p)] {
             1 => stem(p),
-            _ => format!("{}_{}", stem(p), ext(p)),
+            _ => {
+                let mut n = stem(p);
+                n.push("_");
+                n.push(p.extension().unwrap_or_default());
+                n
+            }
         })
         .collect();
     names
@@ -85,8 +92,8 @@ pub fn output_stems(inputs: &[PathBuf]) -> Vec<Result<String, String>> {
         .map(|(i, n)| match names.iter().enumerate().find(|&(j, m)| j != i && m == n) {
             Some((j, _)) => Err(format!(
                 "{}: same file name as {}, so their outputs would overwrite each other (upscale them separately)",
-                inputs[i].display(),
-                inputs[j].display()
+                shown(&inputs[i]),
+                shown(&inputs[j])
             )),
             None => Ok(n.clone()),
         })
@@ -110,11 +117,27 @@ mod tests {
     fn same_stems_keep_their_extension_and_same_names_are_refused() {
         let inputs: Vec<PathBuf> = ["d1/x.png", "d1/x.jpg", "d2/x.png", "d1/y.png"].iter().map(PathBuf::from).collect();
         let s = output_stems(&inputs);
-        assert_eq!(s[1], Ok("x_jpg".to_string()));
-        assert_eq!(s[3], Ok("y".to_string()));
+        assert_eq!(s[1], Ok("x_jpg".into()));
+        assert_eq!(s[3], Ok("y".into()));
         let e = s[0].clone().unwrap_err();
         assert!(e.contains("d1/x.png") && e.contains("d2/x.png"), "{e}");
         assert!(s[2].is_err());
+    }
+
+    /// Issue 21, defect 8: two names that differ only in bytes that are not
+    /// UTF-8 keep those bytes in their outputs' names, and a refusal shows
+    /// them escaped, so two files never print as one.
+    #[test]
+    #[cfg(unix)]
+    fn names_that_are_not_utf8_stay_distinct() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let p = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        let s = output_stems(&[p(b"d/caf\xe9.png"), p(b"d/caf\xe8.png")]);
+        assert_eq!(s[0].clone().unwrap().into_vec(), b"caf\xe9");
+        assert_eq!(s[1].clone().unwrap().into_vec(), b"caf\xe8");
+        let s = output_stems(&[p(b"d1/caf\xe9.png"), p(b"d2/caf\xe9.png")]);
+        let e = s[0].clone().unwrap_err();
+        assert!(e.contains(r"d1/caf\xe9.png") && e.contains(r"d2/caf\xe9.png"), "{e}");
     }
 
     #[test]

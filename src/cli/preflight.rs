@@ -11,9 +11,10 @@ use super::memory;
 use super::outputs::{output_stems, resolve, scale_suffix, Target};
 use crate::imageio::load::{decode_checked, Header};
 use crate::imageio::save::{output_format, Layout};
-use crate::imageio::io_error;
+use crate::imageio::{io_error, shown};
 use anyhow::{anyhow, Result};
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// One image to upscale and where its results go.
@@ -72,7 +73,7 @@ pub fn check_input(path: &Path, scale: f64, limit_mib: u64) -> Result<Header> {
 /// The header test an input passes before any pixel is decoded, here and
 /// again when it is computed (the file may have changed in between).
 pub fn admit(path: &Path, scale: f64, limit_mib: u64) -> impl FnOnce(&Header) -> Result<()> + '_ {
-    move |h| memory::check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow!("{}: {e}", path.display()))
+    move |h| memory::check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow!("{}: {e}", shown(path)))
 }
 
 /// Plans the batch. An `-o`/`--qmap` that fits no rule is an error for the
@@ -108,8 +109,8 @@ pub fn plan(
         let job = stem.map_err(anyhow::Error::msg).and_then(|stem| {
             let job = Job {
                 input: input.clone(),
-                output: place(&out, &format!("{stem}_x{}.png", scale_suffix(scale))),
-                qmap: qmap.as_ref().map(|q| place(q, &format!("{stem}_qmap.png"))),
+                output: place(&out, &stem, &format!("_x{}.png", scale_suffix(scale))),
+                qmap: qmap.as_ref().map(|q| place(q, &stem, "_qmap.png")),
             };
             if share.skip_existing && job.outputs_exist() {
                 return Ok(job);
@@ -119,12 +120,12 @@ pub fn plan(
             if let Some(q) = &job.qmap {
                 check_output(q, Layout::of(image::ColorType::Rgb8), &sources, &mut folders)?;
                 if normal(q) == normal(&job.output) {
-                    anyhow::bail!("{}: -o and --qmap name the same file {}", input.display(), q.display());
+                    anyhow::bail!("{}: -o and --qmap name the same file {}", shown(input), shown(q));
                 }
             }
             for p in job.outputs() {
                 if let Some(other) = taken.get(&normal(p)) {
-                    anyhow::bail!("{}: its output {} is also written for {}", input.display(), p.display(), other.display());
+                    anyhow::bail!("{}: its output {} is also written for {}", shown(input), shown(p), shown(other));
                 }
             }
             Ok(job)
@@ -146,10 +147,16 @@ pub fn plan(
     Ok(Plan { jobs, existing, skipped })
 }
 
-fn place(target: &Target, name: &str) -> PathBuf {
+/// The file `target` names, or `stem` + `suffix` in its folder (the stem's
+/// own bytes: see `output_stems`).
+fn place(target: &Target, stem: &OsStr, suffix: &str) -> PathBuf {
     match target {
         Target::File(f) => f.clone(),
-        Target::Folder(d) => d.join(name),
+        Target::Folder(d) => {
+            let mut name = stem.to_os_string();
+            name.push(suffix);
+            d.join(name)
+        }
     }
 }
 
@@ -157,13 +164,13 @@ fn place(target: &Target, name: &str) -> PathBuf {
 /// not a folder, in a folder that exists or can be made, and can be written.
 fn check_output(out: &Path, layout: Layout, sources: &[PathBuf], folders: &mut FolderCheck) -> Result<()> {
     if sources.contains(&normal(out)) {
-        anyhow::bail!("{}: refusing to overwrite an input image", out.display());
+        anyhow::bail!("{}: refusing to overwrite an input image", shown(out));
     }
     if out.is_dir() {
-        anyhow::bail!("{}: is a folder, not an output file", out.display());
+        anyhow::bail!("{}: is a folder, not an output file", shown(out));
     }
     layout.storable_in(output_format(out)?, out)?;
-    folders.writable(crate::atomic::parent_dir(out)).map_err(|e| anyhow!("{}: cannot be written: {e}", out.display()))
+    folders.writable(crate::atomic::parent_dir(out)).map_err(|e| anyhow!("{}: cannot be written: {e}", shown(out)))
 }
 
 /// Writability per folder, probed once: a temporary file in the folder, or
@@ -182,7 +189,7 @@ fn probe_folder(dir: &Path) -> Result<(), String> {
     loop {
         match std::fs::metadata(at) {
             Ok(m) if m.is_dir() => break,
-            Ok(_) => return Err(format!("{}: not a folder", at.display())),
+            Ok(_) => return Err(format!("{}: not a folder", shown(at))),
             // ENOTDIR: a file further up; the walk finds and names it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
                 at = at.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -19,7 +19,7 @@ pub fn image_bar(index: usize, count: usize, input: &Path, show: bool) -> Progre
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    bar.set_prefix(format!("[{}/{count}] {}", index + 1, input.display()));
+    bar.set_prefix(format!("[{}/{count}] {}", index + 1, crate::imageio::shown(input)));
     if !bar.is_hidden() {
         // Elapsed time moves during a long Patch-DiT call, too.
         bar.enable_steady_tick(Duration::from_millis(500));

@@ -9,7 +9,7 @@ use super::batch::{Manifest, Record, Shard, Status};
 use super::memory::{self, Fit};
 use super::preflight::{self, Job, Share};
 use super::progress_bar::{image_bar, progress_fn};
-use crate::imageio::{load::load_checked, save::save_image};
+use crate::imageio::{load::load_checked, save::save_image, shown};
 use crate::model::Model;
 use crate::pipeline::{self, qmap_image::{half_size, qmap_figure}, regions, SamplingOptions};
 use crate::resize::bicubic::upsample_bicubic;
@@ -45,8 +45,8 @@ pub struct UpscaleArgs {
     /// Every patch with tau = 1000, N = 20: the paper's uniform baseline.
     #[arg(long)]
     pub uniform: bool,
-    /// Output scale; the native x4 result is resampled for other factors.
-    #[arg(long, default_value_t = 4.0)]
+    /// Output scale, from 0.5 to 16; the native x4 result is resampled for other factors.
+    #[arg(long, default_value_t = 4.0, value_parser = parse_scale)]
     pub scale: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -128,10 +128,18 @@ pub fn load_model(
     Ok(m)
 }
 
-pub fn run(a: UpscaleArgs) -> Result<i32> {
-    if !(a.scale > 0.0 && a.scale <= 16.0) {
-        bail!("--scale {} is out of range (0, 16]", a.scale);
+/// `--scale`, and the scale `serve`'s page sends: one rule for both. Below
+/// 0.5 the result is a thumbnail named after a long fraction (8x8 at
+/// x0.000000001 gave 1x1).
+pub fn parse_scale(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.5..=16.0).contains(&v) => Ok(v),
+        Ok(_) => Err("out of range: give a number from 0.5 to 16".into()),
+        Err(_) => Err("not a number: give one from 0.5 to 16".into()),
     }
+}
+
+pub fn run(a: UpscaleArgs) -> Result<i32> {
     let share = Share { shard: a.shard, skip_existing: a.skip_existing };
     let plan = preflight::plan(&a.inputs, &a.output, a.qmap.as_deref(), a.scale, a.memory_limit, share)?;
     let mut manifest = a.manifest.as_deref().map(Manifest::open).transpose()?;
@@ -280,10 +288,10 @@ pub(crate) fn upscale_one(
             opts.regions = Some(tiles);
             memory::tiled_bytes(wu, hu, scale, &tiles, align)
         }
-        Err(e) => bail!("{}: {e}", input.display()),
+        Err(e) => bail!("{}: {e}", shown(input)),
     };
     let up =
-        pipeline::upscale(model, &img.rgb, &opts).with_context(|| format!("{}", input.display()))?;
+        pipeline::upscale(model, &img.rgb, &opts).with_context(|| format!("{}", shown(input)))?;
     let sr = pipeline::rescale(&up.sr, h, w, scale)?;
     let (oh, ow) = (sr.size()[2], sr.size()[3]);
     let alpha = match img.alpha.as_ref() {
@@ -306,7 +314,7 @@ pub(crate) fn upscale_one(
         .collect();
     let ratio = up.stats.evaluations as f64 / up.stats.uniform_evaluations.max(1) as f64;
     let total = start.elapsed().as_secs_f64();
-    let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", input.display(), out.display());
+    let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", shown(input), shown(out));
     let regions = match opts.regions {
         Some(t) if h.max(w) > t.tile => format!(" in regions of {} px (--memory-limit {limit_mib} MiB)", t.tile),
         _ => String::new(),

@@ -7,6 +7,7 @@
 //! `scale` px border ignored, NIQE with the authors' pristine model.
 
 pub mod bench_run;
+pub mod compare;
 pub mod figure;
 pub mod flops;
 pub mod memory;

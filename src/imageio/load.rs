@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Result};
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use super::shown;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -46,10 +47,10 @@ pub struct Header {
 fn open_decoder(path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDecoder>)> {
     let meta = std::fs::metadata(path).map_err(|e| super::io_error(path, &e))?;
     if meta.is_dir() {
-        bail!("{}: is a folder, not an image", path.display());
+        bail!("{}: is a folder, not an image", shown(path));
     }
     if meta.len() == 0 {
-        bail!("{}: the file is empty", path.display());
+        bail!("{}: the file is empty", shown(path));
     }
     let mut reader = ImageReader::open(path)
         .map_err(|e| super::io_error(path, &e))?
@@ -59,12 +60,19 @@ fn open_decoder(path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDec
     limits.max_alloc = Some(max_alloc);
     reader.limits(limits);
     let Some(format) = reader.format() else {
-        bail!("{}: not a supported image format (PNG, JPEG, WebP, TIFF, BMP, ...)", path.display());
+        bail!("{}: not a supported image format (PNG, JPEG, WebP, TIFF, BMP, GIF, ...)", shown(path));
     };
+    let frames = super::animation::frame_count(path, format);
+    if frames > 1 {
+        bail!(
+            "{}: animated ({frames} frames); only still images are upscaled (save the frame you want as a PNG)",
+            shown(path)
+        );
+    }
     let decoder = reader.into_decoder().map_err(|e| decode_error(path, e))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        bail!("{}: the image has zero size ({width}x{height})", path.display());
+        bail!("{}: the image has zero size ({width}x{height})", shown(path));
     }
     let header = Header { format, width, height, color: decoder.color_type() };
     Ok((header, Box::new(decoder)))
@@ -77,14 +85,14 @@ fn decode_error(path: &Path, e: image::ImageError) -> anyhow::Error {
         image::ImageError::Limits(_) => {
             return anyhow::anyhow!(
                 "{}: too large: decoding it needs more memory than the limit allows (--memory-limit)",
-                path.display()
+                shown(path)
             )
         }
         image::ImageError::Unsupported(_) => "unsupported",
         _ => "truncated or corrupt",
     };
     let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    anyhow::anyhow!("{}: {what}: {detail}", path.display())
+    anyhow::anyhow!("{}: {what}: {detail}", shown(path))
 }
 
 /// Decodes every pixel of `path` after `admit` accepted its header (e.g. the
@@ -102,7 +110,7 @@ pub fn decode_checked(
     if header.format == ImageFormat::Jpeg {
         let bytes = std::fs::read(path).map_err(|e| super::io_error(path, &e))?;
         if !super::integrity::jpeg_is_complete(&bytes) {
-            bail!("{}: truncated or corrupt (the JPEG data ends before its end marker)", path.display());
+            bail!("{}: truncated or corrupt (the JPEG data ends before its end marker)", shown(path));
         }
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -131,7 +139,7 @@ pub fn load_image(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
         if (w as u64) * (h as u64) > max_pixels {
             bail!(
                 "{}: {w}x{h} is too large ({max_pixels} input pixels at most)",
-                path.display()
+                shown(path)
             );
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Writing the upscaled image safely: to a temporary file beside the target,
 //! renamed into place only when complete, and never over an input file.
 
-use super::LoadedImage;
+use super::{shown, LoadedImage};
 use anyhow::{bail, Context, Result};
 use image::{ColorType, DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ pub fn output_path_for(input: &Path, out_dir: &Path, suffix: &str) -> PathBuf {
 /// bit depth), in the format given by the extension of `out`.
 pub fn save_image(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, out: &Path, inputs: &[PathBuf]) -> Result<()> {
     if inputs.iter().any(|i| same_file(i, out)) {
-        bail!("{}: refusing to overwrite an input image", out.display());
+        bail!("{}: refusing to overwrite an input image", shown(out));
     }
     let format = output_format(out)?;
     let wanted = Layout { gray: like.gray, alpha: alpha.is_some(), wide: like.sixteen_bit };
@@ -26,8 +26,8 @@ pub fn save_image(rgb: &Tensor, alpha: Option<&Tensor>, like: &LoadedImage, out:
     let suffix = format!(".{}", out.extension().unwrap_or_default().to_string_lossy());
     let tmp = crate::atomic::temp_file_in(crate::atomic::parent_dir(out), &suffix)?;
     img.save_with_format(tmp.path(), format)
-        .with_context(|| format!("{}: cannot encode the output", out.display()))?;
-    tmp.persist(out).map_err(|e| anyhow::anyhow!("{}: cannot move the output into place: {}", out.display(), e.error))?;
+        .with_context(|| format!("{}: cannot encode the output", shown(out)))?;
+    tmp.persist(out).map_err(|e| anyhow::anyhow!("{}: cannot move the output into place: {}", shown(out), e.error))?;
     Ok(())
 }
 
@@ -40,8 +40,8 @@ pub fn output_format(out: &Path) -> Result<ImageFormat> {
     let ext = out.extension().map(|e| e.to_string_lossy().to_lowercase());
     match ext.as_deref() {
         Some(e) if OUTPUT_EXTS.contains(&e) => Ok(ImageFormat::from_extension(e).expect("a listed extension")),
-        Some(e) => bail!("{}: unknown output extension .{e} (use one of .{})", out.display(), OUTPUT_EXTS.join(", .")),
-        None => bail!("{}: no output extension (use one of .{})", out.display(), OUTPUT_EXTS.join(", .")),
+        Some(e) => bail!("{}: unknown output extension .{e} (use one of .{})", shown(out), OUTPUT_EXTS.join(", .")),
+        None => bail!("{}: no output extension (use one of .{})", shown(out), OUTPUT_EXTS.join(", .")),
     }
 }
 
@@ -87,7 +87,7 @@ impl Layout {
         candidates
             .into_iter()
             .find(|l| encodes(l.color_type(), format))
-            .with_context(|| format!("{}: {format:?} cannot store a {:?} image", out.display(), base.color_type()))
+            .with_context(|| format!("{}: {format:?} cannot store a {:?} image", shown(out), base.color_type()))
     }
 }
 

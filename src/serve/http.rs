@@ -12,29 +12,29 @@
 //!
 //! Every error is a JSON `{"error": "one line"}` with a 4xx/5xx status.
 //! Nothing the client sends is used as a path: file names only label the
-//! job and name the download.
+//! job and name the download. Before any route, `guard::check` refuses a
+//! foreign `Host` or `Origin` and an `/api` call without the token.
 
-use super::jobs::{device_name, JobEvent, JobRequest, Jobs, Status, SubmitError};
-use crate::cli::presets::Preset;
+use super::guard::{self, Access};
+use super::jobs::{device_name, JobEvent, Jobs, Status};
+use super::upload::{body_limit, create_job};
 use crate::cli::memory::{max_input_pixels, usable_mib};
 use crate::device::DeviceArg;
 use axum::body::Body;
-use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use clap::ValueEnum;
 use futures_util::stream::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -47,15 +47,21 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     pub memory_limit_mib: u64,
     pub model_name: String,
+    /// Uploads read and checked at once (each may hold two files and a
+    /// decoded image); one more is refused at once rather than queued.
+    pub uploads: Arc<Semaphore>,
+    pub max_uploads: usize,
+    /// A whole upload's body; the pause between two of its pieces is
+    /// bounded by the router's body timeout.
+    pub upload_timeout: Duration,
+    /// The longest pause inside a request body.
+    pub body_timeout: Duration,
+    pub access: Arc<Access>,
 }
 
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
-    // Two files and a few small fields; each file is checked on its own.
-    let body_limit = state
-        .max_upload_bytes
-        .saturating_mul(2)
-        .saturating_add(1 << 20);
+    let access = Arc::clone(&state.access);
     Router::new()
         .route("/", get(index))
         .route("/app.js", get(app_js))
@@ -66,7 +72,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/jobs/{id}/{file}", get(job_file))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such page") })
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit(state.max_upload_bytes)))
+        .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
+        .layer(axum::middleware::from_fn_with_state(access, guard::check))
         .with_state(state)
 }
 
@@ -75,19 +83,40 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds, for a 503 the client should retry.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         let message: String = message.into();
         let message = message.lines().next().unwrap_or("error").to_string();
-        ApiError { status, message }
+        ApiError { status, message, retry_after: None }
+    }
+
+    /// 503 with `Retry-After`: the server is busy, the request was fine.
+    pub fn busy(message: impl Into<String>, retry_after_s: u64) -> Self {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+        e.retry_after = Some(retry_after_s);
+        e
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut r = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
     }
 }
 
@@ -101,6 +130,8 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
                 "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; frame-ancestors 'none'",
             ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // The page's URL may hold the token.
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )
@@ -119,7 +150,7 @@ async fn style_css() -> Response {
     asset(STYLE_CSS, "text/css; charset=utf-8")
 }
 
-fn mib(bytes: usize) -> String {
+pub fn mib(bytes: usize) -> String {
     let m = bytes as f64 / (1u64 << 20) as f64;
     if m >= 10.0 || m.fract() == 0.0 {
         format!("{m:.0}")
@@ -146,240 +177,10 @@ async fn info(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
     }))
 }
 
-/// The display name of an uploaded file: its last path part, printable,
-/// at most 100 characters.
-fn display_name(raw: Option<&str>) -> String {
-    let base = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(100).collect();
-    if clean.trim().is_empty() {
-        "image".into()
-    } else {
-        clean
-    }
-}
-
-fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is larger than the limit of {} MiB", mib(limit)),
-        )
-    } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("a malformed upload: {}", e.body_text()),
-        )
-    }
-}
-
-/// A file field's bytes, refused past `limit`.
-async fn read_file(mut field: Field<'_>, label: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "{label}: larger than the upload limit of {} MiB",
-                    mib(limit)
-                ),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
-async fn read_text(field: Field<'_>) -> Result<String, ApiError> {
-    let name = field.name().unwrap_or("field").to_string();
-    let b = read_file(field, &name, 256).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the field {name} is too long"),
-        )
-    })?;
-    String::from_utf8(b)
-        .map(|s| s.trim().to_string())
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("the field {name} is not text"),
-            )
-        })
-}
-
-/// Decodes `bytes` fully (not by extension), refusing more than
-/// `max_pixels` before any pixel is decoded. Returns (width, height).
-pub fn check_image(
-    bytes: &[u8],
-    label: &str,
-    max_pixels: u64,
-    limit_hint: &str,
-) -> Result<(u32, u32), ApiError> {
-    use image::ImageDecoder;
-    let not_image = || {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("{label}: not an image this server reads (PNG, JPEG, WebP, TIFF, BMP, ...)"),
-        )
-    };
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{label}: the file is empty"),
-        ));
-    }
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| not_image())?;
-    let Some(format) = reader.format() else {
-        return Err(not_image());
-    };
-    let decoder = reader.into_decoder().map_err(|_| not_image())?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: the image has zero size ({w}x{h})"),
-        ));
-    }
-    if (w as u64) * (h as u64) > max_pixels {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{label}: {w}x{h} is too large ({max_pixels} pixels at most {limit_hint})"),
-        ));
-    }
-    // As `imageio::load::decode_checked`: the JPEG decoder fills missing
-    // rows with grey and reports success.
-    if format == image::ImageFormat::Jpeg && !crate::imageio::integrity::jpeg_is_complete(bytes) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: truncated or corrupt (the JPEG data ends before its end marker)"),
-        ));
-    }
-    image::DynamicImage::from_decoder(decoder).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: corrupt or truncated image: {e}"),
-        )
-    })?;
-    Ok((w, h))
-}
-
-async fn create_job(
-    State(s): State<Arc<AppState>>,
-    mp: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let limit = s.max_upload_bytes;
-    let mut mp = mp.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("send the image as multipart/form-data ({})", e.body_text()),
-        )
-    })?;
-    let (mut image, mut hr) = (None, None);
-    let (mut preset, mut scale, mut seed, mut device) = (
-        "balanced".to_string(),
-        "4".to_string(),
-        "0".to_string(),
-        "cpu".to_string(),
-    );
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
-        match field.name().unwrap_or("") {
-            "image" => {
-                let name = display_name(field.file_name());
-                image = Some((read_file(field, &name, limit).await?, name));
-            }
-            "hr" => {
-                let name = display_name(field.file_name());
-                let b = read_file(field, &name, limit).await?;
-                // An empty file input sends an empty part: no HR.
-                if !b.is_empty() {
-                    hr = Some((b, name));
-                }
-            }
-            "preset" => preset = read_text(field).await?,
-            "scale" => scale = read_text(field).await?,
-            "seed" => seed = read_text(field).await?,
-            "device" => device = read_text(field).await?,
-            _ => {
-                read_file(field, "field", limit).await?;
-            }
-        }
-    }
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
-    let Some((image, name)) = image else {
-        return Err(bad("choose an image to upscale".into()));
-    };
-    let preset = Preset::from_str(&preset, true)
-        .map_err(|_| bad(format!("preset {preset:?}: use fast, balanced or quality")))?;
-    let scale: f64 = scale
-        .parse()
-        .ok()
-        .filter(|s: &f64| *s > 0.0 && *s <= 16.0)
-        .ok_or_else(|| bad(format!("scale {scale:?}: give a number in (0, 16]")))?;
-    let seed: u64 = seed
-        .parse()
-        .map_err(|_| bad(format!("seed {seed:?}: give a whole number >= 0")))?;
-    let device = DeviceArg::from_str(&device, true)
-        .ok()
-        .filter(|d| s.devices.contains(d))
-        .ok_or_else(|| {
-            bad(format!(
-                "device {device:?} is not available here (this server offers {})",
-                s.devices
-                    .iter()
-                    .map(|d| device_name(*d))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-    // Every job draws the qmap figure, so its reserve is kept too.
-    let max_pixels = max_input_pixels(usable_mib(s.memory_limit_mib, true), scale);
-    let hint = format!(
-        "at x{scale} under the server's --memory-limit {} MiB",
-        s.memory_limit_mib
-    );
-    let hr_max = (max_pixels as f64 * scale.max(1.0) * scale.max(1.0)) as u64;
-    let checked = tokio::task::spawn_blocking(move || {
-        check_image(&image, &name, max_pixels, &hint)?;
-        if let Some((b, n)) = &hr {
-            check_image(b, &format!("HR {n}"), hr_max, "for an HR")?;
-        }
-        Ok::<_, ApiError>((image, name, hr))
-    })
-    .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the image check failed"))??;
-    let (image, name, hr) = checked;
-    let req = JobRequest {
-        name,
-        image,
-        hr: hr.map(|(b, _)| b),
-        preset,
-        scale,
-        seed,
-        device,
-        max_pixels,
-        memory_limit_mib: s.memory_limit_mib,
-    };
-    let id = s.jobs.submit(req).map_err(|e| match e {
-        SubmitError::NoDevice(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-        SubmitError::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "events": format!("/api/jobs/{id}/events") })),
-    ))
-}
-
 fn no_job() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such job (a job is dropped when its page goes away, and its images some minutes after it finished)",
+        "no such job (a job is dropped when its page goes away, and its images some minutes after it finished or when newer results fill the server's room)",
     )
 }
 
@@ -503,43 +304,4 @@ async fn job_file(
         }
     }
     Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_reduced_to_a_label() {
-        assert_eq!(display_name(Some("C:\\x\\cat.png")), "cat.png");
-        assert_eq!(display_name(Some("../../a\n.png")), "a.png");
-        assert_eq!(display_name(None), "image");
-    }
-
-    #[test]
-    fn text_is_not_an_image_and_big_images_are_refused_before_decoding() {
-        let e = check_image(b"hello, world", "t.png", 100, "").unwrap_err();
-        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        let mut png = Cursor::new(Vec::new());
-        image::RgbImage::new(20, 10)
-            .write_to(&mut png, image::ImageFormat::Png)
-            .unwrap();
-        let png = png.into_inner();
-        assert_eq!(check_image(&png, "a", 200, "").unwrap(), (20, 10));
-        let e = check_image(&png, "a", 199, "here").unwrap_err();
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(e.message.contains("20x10 is too large"), "{}", e.message);
-        let e = check_image(&png[..png.len() / 2], "a", 200, "").unwrap_err();
-        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", e.message);
-        // A JPEG cut before its end marker, which the decoder alone would accept.
-        let mut jpg = Cursor::new(Vec::new());
-        image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, 7]))
-            .write_to(&mut jpg, image::ImageFormat::Jpeg)
-            .unwrap();
-        let jpg = jpg.into_inner();
-        assert_eq!(check_image(&jpg, "j.jpg", 2000, "").unwrap(), (32, 32));
-        let e = check_image(&jpg[..jpg.len() - 2], "j.jpg", 2000, "").unwrap_err();
-        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(e.message.contains("j.jpg: truncated or corrupt"), "{}", e.message);
-    }
 }

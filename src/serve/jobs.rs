@@ -15,7 +15,12 @@
 //!   `UNWATCHED_TIMEOUT`.
 //! - A finished job's images are kept in memory for `keep_results` (the page
 //!   fetches them right away; the download button fetches again), then
-//!   dropped, fetched or not.
+//!   dropped, fetched or not; past `Retention`'s count or bytes the oldest
+//!   go first, so that a fast stream of jobs cannot fill the memory with
+//!   results nobody fetches.
+//! - An upload holds a `Slot` in the queue while its body is read, so that a
+//!   full queue is refused before any byte of the body is read, and an
+//!   upload read in full is never refused because the queue filled meanwhile.
 //! - Files: each job works in its own temporary folder inside the server's
 //!   temporary folder (generated names only), removed when the job ends,
 //!   whatever the outcome; the server's folder is removed at shutdown.
@@ -131,9 +136,17 @@ struct Entry {
     finished: Option<Instant>,
 }
 
+impl JobOutput {
+    fn bytes(&self) -> usize {
+        self.result.len() + self.bicubic.len() + self.qmap.len() + self.hr.as_ref().map_or(0, Vec::len)
+    }
+}
+
 #[derive(Default)]
 struct State {
     jobs: HashMap<String, Entry>,
+    /// Places held by uploads still being read (`Slot`).
+    reserved: usize,
     /// Keyed by `device_name`.
     queues: HashMap<String, VecDeque<String>>,
     running: HashMap<String, String>,
@@ -148,17 +161,44 @@ pub enum SubmitError {
     QueueFull(usize),
 }
 
+/// How long and how many finished jobs are kept for their page.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub keep: Duration,
+    /// Finished jobs, failed ones included.
+    pub max_count: usize,
+    /// Their images' PNG bytes together. The newest result is kept even
+    /// alone above it: its page is about to fetch it.
+    pub max_bytes: usize,
+}
+
 /// All jobs of a server.
 pub struct Jobs {
     state: Mutex<State>,
     wake: Condvar,
     max_queue: usize,
-    keep_results: Duration,
+    retention: Retention,
+}
+
+/// A place in the queue, held from the start of an upload to its `submit`
+/// (given back if the upload is refused or its client goes away).
+pub struct Slot {
+    jobs: Arc<Jobs>,
+    used: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.used {
+            let mut st = self.jobs.lock();
+            st.reserved = st.reserved.saturating_sub(1);
+        }
+    }
 }
 
 impl Jobs {
     /// A queue per device in `devices`; at most `max_queue` jobs wait in all.
-    pub fn new(devices: &[DeviceArg], max_queue: usize, keep_results: Duration) -> Arc<Self> {
+    pub fn new(devices: &[DeviceArg], max_queue: usize, retention: Retention) -> Arc<Self> {
         let mut st = State::default();
         for d in devices {
             st.queues.insert(device_name(*d), VecDeque::new());
@@ -167,7 +207,7 @@ impl Jobs {
             state: Mutex::new(st),
             wake: Condvar::new(),
             max_queue,
-            keep_results,
+            retention,
         })
     }
 
@@ -183,18 +223,28 @@ impl Jobs {
             .collect()
     }
 
-    /// Queues a job; returns its id (random, 128 bits: ids are the only
-    /// handle on a job, so they must not be guessable).
-    pub fn submit(&self, req: JobRequest) -> Result<String, SubmitError> {
+    /// A place in the queue for an upload about to be read; refused when
+    /// the waiting jobs and the uploads in progress fill the queue.
+    pub fn reserve(self: &Arc<Self>) -> Result<Slot, SubmitError> {
+        let mut st = self.lock();
+        let waiting = st.queues.values().map(VecDeque::len).sum::<usize>() + st.reserved;
+        if waiting >= self.max_queue {
+            return Err(SubmitError::QueueFull(waiting));
+        }
+        st.reserved += 1;
+        Ok(Slot { jobs: Arc::clone(self), used: false })
+    }
+
+    /// Queues a job in the place `slot` holds; returns its id (random, 128
+    /// bits: ids are the only handle on a job, so they must not be guessable).
+    pub fn submit(&self, req: JobRequest, mut slot: Slot) -> Result<String, SubmitError> {
         let mut st = self.lock();
         let device = req.device;
         if !st.queues.contains_key(&device_name(device)) {
             return Err(SubmitError::NoDevice(device_name(device)));
         }
-        let waiting: usize = st.queues.values().map(VecDeque::len).sum();
-        if waiting >= self.max_queue {
-            return Err(SubmitError::QueueFull(waiting));
-        }
+        st.reserved = st.reserved.saturating_sub(1);
+        slot.used = true;
         let id = format!("{:032x}", rand::random::<u128>());
         let (tx, _) = watch::channel(Status {
             event: JobEvent::Queued {
@@ -256,17 +306,7 @@ impl Jobs {
     /// Forgets a job whatever its state (queued: out of the queue; running:
     /// its result is dropped when it ends). False when there is no such job.
     pub fn remove(&self, id: &str) -> bool {
-        let mut st = self.lock();
-        let Some(e) = st.jobs.remove(id) else {
-            return false;
-        };
-        if let Some(q) = st.queues.get_mut(&device_name(e.device)) {
-            if let Some(i) = q.iter().position(|j| j == id) {
-                q.remove(i);
-                renumber(&st, e.device);
-            }
-        }
-        true
+        remove_in(&mut self.lock(), id)
     }
 
     /// Jobs waiting and running, per device, for the page's queue line.
@@ -289,7 +329,7 @@ impl Jobs {
             st.jobs
                 .iter()
                 .filter(|(_, e)| match e.finished {
-                    Some(t) => t.elapsed() >= self.keep_results,
+                    Some(t) => t.elapsed() >= self.retention.keep,
                     None => !e.ever_watched && e.created.elapsed() >= UNWATCHED_TIMEOUT,
                 })
                 .map(|(id, _)| id.clone())
@@ -364,9 +404,52 @@ impl Jobs {
                     event,
                     started: None,
                 });
+                self.retention.apply(&mut st, &id);
             }
         }
     }
+}
+
+impl Retention {
+    /// Drops the oldest finished jobs but `newest` while more than
+    /// `max_count` are kept or their images exceed `max_bytes`.
+    fn apply(&self, st: &mut State, newest: &str) {
+        let mut kept: Vec<(Instant, String, usize)> = st
+            .jobs
+            .iter()
+            .filter_map(|(id, e)| {
+                let bytes = e.output.as_ref().map_or(0, |o| o.bytes());
+                e.finished.map(|t| (t, id.clone(), bytes))
+            })
+            .collect();
+        kept.sort();
+        let mut count = kept.len();
+        let mut bytes: usize = kept.iter().map(|k| k.2).sum();
+        for (_, id, b) in kept {
+            if count <= self.max_count && bytes <= self.max_bytes {
+                break;
+            }
+            if id != newest {
+                remove_in(st, &id);
+                count -= 1;
+                bytes -= b;
+            }
+        }
+    }
+}
+
+/// `Jobs::remove` under a lock already held.
+fn remove_in(st: &mut State, id: &str) -> bool {
+    let Some(e) = st.jobs.remove(id) else {
+        return false;
+    };
+    if let Some(q) = st.queues.get_mut(&device_name(e.device)) {
+        if let Some(i) = q.iter().position(|j| j == id) {
+            q.remove(i);
+            renumber(st, e.device);
+        }
+    }
+    true
 }
 
 /// Cancels its job, when dropped as the job's last follower before the job
@@ -511,11 +594,19 @@ mod tests {
         }
     }
 
+    fn keep(max_count: usize, max_bytes: usize) -> Retention {
+        Retention { keep: Duration::from_secs(60), max_count, max_bytes }
+    }
+
+    fn submit(jobs: &Arc<Jobs>, r: JobRequest) -> Result<String, SubmitError> {
+        jobs.submit(r, jobs.reserve()?)
+    }
+
     #[test]
     fn queue_positions_and_cancel_on_last_watcher() {
-        let jobs = Jobs::new(&[DeviceArg::Cpu], 4, Duration::from_secs(60));
-        let a = jobs.submit(req()).unwrap();
-        let b = jobs.submit(req()).unwrap();
+        let jobs = Jobs::new(&[DeviceArg::Cpu], 4, keep(8, 1 << 20));
+        let a = submit(&jobs, req()).unwrap();
+        let b = submit(&jobs, req()).unwrap();
         let (rx_b, guard_b) = jobs.subscribe(&b).unwrap();
         assert_eq!(
             rx_b.borrow().event,
@@ -543,12 +634,61 @@ mod tests {
 
     #[test]
     fn full_queue_and_missing_device_are_refused() {
-        let jobs = Jobs::new(&[DeviceArg::Cpu], 1, Duration::from_secs(60));
-        jobs.submit(req()).unwrap();
-        assert!(matches!(jobs.submit(req()), Err(SubmitError::QueueFull(1))));
+        let jobs = Jobs::new(&[DeviceArg::Cpu], 2, keep(8, 1 << 20));
+        submit(&jobs, req()).unwrap();
         let mut r = req();
         r.device = DeviceArg::Cuda;
-        assert!(matches!(jobs.submit(r), Err(SubmitError::NoDevice(_))));
+        assert!(matches!(submit(&jobs, r), Err(SubmitError::NoDevice(_))));
+        // The refused upload gave its place back.
+        submit(&jobs, req()).unwrap();
+        assert!(matches!(jobs.reserve(), Err(SubmitError::QueueFull(2))));
+    }
+
+    /// An upload being read holds its place: the queue is full before its
+    /// body is read, and its place comes back if it is dropped.
+    #[test]
+    fn uploads_in_progress_count_as_waiting() {
+        let jobs = Jobs::new(&[DeviceArg::Cpu], 2, keep(8, 1 << 20));
+        let slot = jobs.reserve().unwrap();
+        submit(&jobs, req()).unwrap();
+        assert!(matches!(jobs.reserve(), Err(SubmitError::QueueFull(2))));
+        drop(slot);
+        let slot = jobs.reserve().unwrap();
+        jobs.submit(req(), slot).unwrap();
+        assert!(matches!(jobs.reserve(), Err(SubmitError::QueueFull(2))));
+    }
+
+    /// Finished jobs past the count or the bytes go oldest first; the newest
+    /// stays even alone above the bytes.
+    #[test]
+    fn results_are_capped_oldest_first() {
+        let jobs = Jobs::new(&[DeviceArg::Cpu], 8, keep(2, 100));
+        let w = Arc::clone(&jobs);
+        let sizes = Arc::new(Mutex::new(vec![40usize, 40, 10, 500]));
+        let s2 = Arc::clone(&sizes);
+        std::thread::spawn(move || {
+            w.work_loop(DeviceArg::Cpu, move |_, _| {
+                let n = s2.lock().unwrap().remove(0);
+                let out = JobOutput { result: vec![0; n], bicubic: vec![], qmap: vec![], hr: None, download_name: "a".into() };
+                Ok((out, String::new(), 1, 1))
+            })
+        });
+        let finished = |id: &str| jobs.status(id).is_some_and(|e| e.is_final());
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let id = submit(&jobs, req()).unwrap();
+            let (_rx, _guard) = jobs.subscribe(&id).unwrap();
+            let t = Instant::now();
+            while !finished(&id) {
+                assert!(t.elapsed() < Duration::from_secs(10));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            ids.push(id);
+        }
+        let kept: Vec<bool> = ids.iter().map(|id| jobs.output(id).is_some()).collect();
+        // 40, 40: both kept; +10: the first out (count 2); +500: alone above 100 bytes.
+        assert_eq!(kept, [false, false, false, true]);
+        assert_eq!(jobs.len(), 1);
     }
 
     #[test]

@@ -3,20 +3,27 @@
 //! - `jobs`: the per-device queue, job states, and what happens when a
 //!   client goes away;
 //! - `work`: one job through `upscale`'s own code (same bytes as the CLI);
-//! - `http`: the routes, upload limits and checks, server-sent events;
+//! - `http`: the routes, server-sent events;
+//! - `upload`: an upload's limits and checks;
+//! - `guard`: who may call (Host, Origin, the token beyond loopback);
+//! - `limits`: the accept loop, connection cap and timeouts;
 //! - `assets/`: the page (hand-written HTML, CSS, JS, embedded in the binary).
 //!
 //! The model is loaded once per device at start, by the thread that then
 //! runs that device's jobs.
 
+pub mod guard;
 pub mod http;
 pub mod jobs;
+pub mod limits;
+pub mod upload;
 pub mod work;
 
 use crate::cli::upscale::load_model;
 use crate::device::{device, DeviceArg};
 use anyhow::{bail, Context, Result};
-use jobs::Jobs;
+use jobs::{Jobs, Retention};
+use limits::Limits;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,10 +43,14 @@ pub struct ServeConfig {
     pub max_upload_bytes: usize,
     /// Jobs waiting, all devices together.
     pub max_queue: usize,
-    /// How long a finished job's images stay in memory.
-    pub keep_results: Duration,
+    /// How long and how many finished jobs' images stay in memory.
+    pub retention: Retention,
     /// Devices to offer; CUDA only where available.
     pub devices: Vec<DeviceArg>,
+    pub limits: Limits,
+    /// Required on every /api call; `guard::token_for` makes one for a bind
+    /// beyond loopback.
+    pub token: Option<String>,
 }
 
 /// Loads the model on each device, binds, prints the page's URL as the
@@ -56,13 +67,6 @@ pub fn run(cfg: ServeConfig) -> Result<i32> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "default".into());
-    let state = Arc::new(http::AppState {
-        jobs: Arc::clone(&jobs),
-        devices,
-        max_upload_bytes: cfg.max_upload_bytes,
-        memory_limit_mib: cfg.memory_limit_mib,
-        model_name,
-    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -72,13 +76,28 @@ pub fn run(cfg: ServeConfig) -> Result<i32> {
         let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", cfg.bind, cfg.port))?;
-        let addr = listener.local_addr()?;
+        let access = Arc::new(guard::Access {
+            bound: listener.local_addr()?,
+            token: cfg.token.clone(),
+        });
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "http://{addr}/")?;
+            writeln!(out, "{}", access.page_url())?;
             out.flush()?;
         }
-        eprintln!("serving PatchScaler on http://{addr}/ (Ctrl-C to stop)");
+        eprintln!("{}", access.reach_line());
+        let state = Arc::new(http::AppState {
+            jobs: Arc::clone(&jobs),
+            devices,
+            max_upload_bytes: cfg.max_upload_bytes,
+            memory_limit_mib: cfg.memory_limit_mib,
+            model_name,
+            uploads: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_uploads)),
+            max_uploads: cfg.limits.max_uploads,
+            upload_timeout: cfg.limits.upload_timeout,
+            body_timeout: cfg.limits.body_timeout,
+            access,
+        });
         let sweeper = Arc::clone(&jobs);
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(2));
@@ -89,7 +108,7 @@ pub fn run(cfg: ServeConfig) -> Result<i32> {
         });
         let app = http::router(state);
         tokio::select! {
-            r = async { axum::serve(listener, app).await } => r.context("the server stopped")?,
+            _ = limits::serve(listener, app, cfg.limits) => {},
             _ = shutdown_signal() => eprintln!("stopping"),
         }
         anyhow::Ok(0)
@@ -154,7 +173,7 @@ fn start_workers(cfg: &ServeConfig, tmp: &std::path::Path) -> Result<(Vec<Device
     if loaded.is_empty() {
         bail!("no device could load the model");
     }
-    let jobs = Jobs::new(&loaded, cfg.max_queue, cfg.keep_results);
+    let jobs = Jobs::new(&loaded, cfg.max_queue, cfg.retention);
     for go in ready {
         let _ = go.send(Some(Arc::clone(&jobs)));
     }

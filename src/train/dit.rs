@@ -34,7 +34,6 @@ pub use pairs::{
 pub use validation::{ValSet, SAMPLE_STEPS, SAMPLE_TAU, VAL_TIMESTEPS};
 
 use super::args::TrainArgs;
-use super::checkpoint::Checkpoint;
 use super::lr_pairs::{LrMixFlags, PairLoader};
 use super::reuse::ReusedPairs;
 use super::trainer::{Losses, Step, Trainer};
@@ -144,14 +143,7 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
     trainer.run(&mut [("dit", &mut dit_vs)], step, validate)?;
     model.dit_vs = dit_vs;
 
-    let (ckpt, _) = Checkpoint::in_dir(&run.options.out_dir)
-        .latest()?
-        .context("the run left no checkpoint")?;
-    let ema_file = ckpt.join("ema-dit.safetensors");
-    model
-        .dit_vs
-        .load(&ema_file)
-        .with_context(|| format!("reading the EMA weights {}", ema_file.display()))?;
+    super::ema::load_latest(&mut model.dit_vs, &run.options.out_dir, "dit")?;
     let out = a.common.model.join(DIT_FILE);
     save(&model.dit_vs, &out, false)?;
     println!(

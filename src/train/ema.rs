@@ -1,4 +1,5 @@
-//! Exponential moving average of a model's weights (used for the DiT).
+//! Exponential moving average of a model's weights (the GRM's and the
+//! Patch-DiT's: what the trainers write to the model).
 //!
 //! The average lives in a shadow `VarStore` with the same variable names as
 //! the model, so it saves in the model's own layout: an EMA file loads as
@@ -111,4 +112,14 @@ mod tests {
         restored.load(&path).unwrap();
         assert!(restored.shadow().variables()["block.fc.weight"].equal(&ema.shadow().variables()["block.fc.weight"]));
     }
+}
+
+/// Loads the EMA weights of `part` from the newest checkpoint of the run in
+/// `out_dir` into `vs`: what a trainer writes to the model at its end.
+pub fn load_latest(vs: &mut VarStore, out_dir: &Path, part: &str) -> Result<()> {
+    let (ckpt, _) = super::checkpoint::Checkpoint::in_dir(out_dir)
+        .latest()?
+        .context("the run left no checkpoint")?;
+    let file = ckpt.join(format!("ema-{part}.safetensors"));
+    vs.load(&file).with_context(|| format!("reading the EMA weights {}", file.display()))
 }

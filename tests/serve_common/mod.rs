@@ -7,6 +7,7 @@ pub use crate::common::{bin, rgb_image, tiny_model};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn png_bytes(img: &image::RgbImage) -> Vec<u8> {
@@ -39,9 +40,14 @@ pub fn cli_upscale(model: &Path, input: &Path, out: &Path, args: &[&str]) -> Vec
 /// A running `patchscaler serve --port 0`, stopped with SIGTERM on drop.
 pub struct Server {
     pub child: Child,
+    /// The page's URL without its trailing `/` and token.
     pub url: String,
+    /// The `?token=` of the URL the server printed, if any.
+    pub token: Option<String>,
     /// The TMPDIR the server was given (its temporary folder is inside).
     pub tmp: PathBuf,
+    /// Its stderr so far (also passed through to the test's).
+    pub log: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -55,10 +61,22 @@ impl Server {
             .arg(model)
             .args(args)
             .env("TMPDIR", tmp)
+            .env_remove("PATCHSCALER_TOKEN")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, log2) = (child.stderr.take().unwrap(), Arc::clone(&log));
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -73,13 +91,34 @@ impl Server {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("serve printed no URL within 60 s");
-        let url = line.trim().trim_end_matches('/').to_string();
+        let (url, token) = match line.trim().split_once("/?token=") {
+            Some((u, t)) => (u.to_string(), Some(t.to_string())),
+            None => (line.trim().trim_end_matches('/').to_string(), None),
+        };
         assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
         Server {
             child,
             url,
+            token,
             tmp: tmp.to_path_buf(),
+            log,
         }
+    }
+
+    /// `host:port` of the URL.
+    pub fn authority(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// The server's peak resident memory so far, in MiB (`VmHWM`).
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib / 1024
     }
 
     /// The server's own temporary folder.
@@ -206,6 +245,28 @@ pub fn follow(url: &str, id: &str, max: usize) -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// One raw HTTP/1.1 exchange on a fresh connection: `head` (request line
+/// and headers, without the blank line) and `body` are sent as given, and
+/// the reply read until the server closes or `wait` passes. Returns the
+/// reply (status line, headers, body) as text.
+pub fn raw(authority: &str, head: &str, body: &[u8], wait: Duration) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    s.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Waits until `cond` holds (polling), or panics with `what`.

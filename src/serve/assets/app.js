@@ -5,6 +5,15 @@
 const $ = (sel, el = document) => el.querySelector(sel);
 let info = null;
 
+// A server reachable beyond this machine prints its page's URL with
+// ?token=...; every API call carries it: fetches in a header, and what
+// cannot send headers (EventSource, <img>, the download link) in the URL.
+const token = new URLSearchParams(location.search).get('token');
+const api = (path) => (token ? `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : path);
+const call = (path, init = {}) => fetch(path, token
+  ? { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } }
+  : init);
+
 const mib = (b) => {
   const m = b / 1048576;
   return m >= 10 || Number.isInteger(m) ? m.toFixed(0) : m.toFixed(1);
@@ -12,7 +21,7 @@ const mib = (b) => {
 
 async function loadInfo() {
   try {
-    const r = await fetch('/api/info');
+    const r = await call('/api/info');
     info = await r.json();
   } catch (e) {
     $('#queue').textContent = 'cannot reach the server';
@@ -41,7 +50,7 @@ function showQueue(queue) {
 
 async function refreshQueue() {
   try {
-    const r = await fetch('/api/info');
+    const r = await call('/api/info');
     if (r.ok) showQueue((await r.json()).queue);
   } catch (e) { /* the next refresh tries again */ }
 }
@@ -51,7 +60,7 @@ function newCard(name) {
   $('.name', card).textContent = name;
   $('.remove', card).addEventListener('click', () => {
     if (card.es) card.es.close();
-    if (card.jobId) fetch(`/api/jobs/${card.jobId}`, { method: 'DELETE' }).catch(() => {});
+    if (card.jobId) call(`/api/jobs/${card.jobId}`, { method: 'DELETE' }).catch(() => {});
     card.remove();
   });
   $('#jobs').prepend(card);
@@ -86,7 +95,7 @@ async function submit(file, hr) {
   setState(card, 'uploading', 'uploading…');
   let r;
   try {
-    r = await fetch('/api/jobs', { method: 'POST', body: fd });
+    r = await call('/api/jobs', { method: 'POST', body: fd });
   } catch (e) {
     fail(card, 'cannot reach the server');
     return;
@@ -102,7 +111,7 @@ async function submit(file, hr) {
 
 function follow(card, id) {
   card.jobId = id;
-  const es = new EventSource(`/api/jobs/${id}/events`);
+  const es = new EventSource(api(`/api/jobs/${id}/events`));
   card.es = es;
   es.onmessage = (m) => {
     const e = JSON.parse(m.data);
@@ -168,9 +177,9 @@ function showResult(card, id, e) {
   cmp.style.width = `${Math.max(e.width, Math.min(512, e.width * 4))}px`;
   after.style.width = '100%';
   after.onload = () => { card.dataset.loaded = '1'; };
-  after.src = base + 'result.png';
-  before.src = base + 'bicubic.png';
-  overlay.style.backgroundImage = `url("${base}qmap.png")`;
+  after.src = api(base + 'result.png');
+  before.src = api(base + 'bicubic.png');
+  overlay.style.backgroundImage = `url("${api(base + 'qmap.png')}")`;
   if (e.has_hr) {
     const o = document.createElement('option');
     o.value = 'hr';
@@ -178,7 +187,7 @@ function showResult(card, id, e) {
     against.append(o);
   }
   against.addEventListener('change', () => {
-    before.src = base + (against.value === 'hr' ? 'hr.png' : 'bicubic.png');
+    before.src = api(base + (against.value === 'hr' ? 'hr.png' : 'bicubic.png'));
     $('.tag.left', card).textContent = against.value === 'hr' ? 'HR' : 'bicubic';
   });
   $('.groups', card).addEventListener('change', (ev) => { overlay.hidden = !ev.target.checked; });
@@ -190,7 +199,7 @@ function showResult(card, id, e) {
   slider.addEventListener('input', move);
   move();
   const dl = $('.download', card);
-  dl.href = base + 'result.png?download=1';
+  dl.href = api(base + 'result.png?download=1');
   $('.summary', card).textContent = e.summary;
   box.hidden = false;
 }
