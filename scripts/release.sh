@@ -12,12 +12,12 @@
 #                       the Rust crates', the NIQE parameters', and the
 #                       sources of the data the model was trained on
 #
-# Every library comes from the set-up's venv; the list is what `ldd` finds
-# there, checked: nothing resolved outside the bundle but glibc and the C++
-# runtime (libstdc++ with GLIBCXX_3.4.26, GCC 9: every system with glibc 2.34
-# has it; Debian 12's own libstdc++ would need glibc 2.36), and no CUDA
-# library beyond the runtime and CUPTI. CUDA is added to it as the README
-# says ("The release bundle").
+# The folder is laid out and checked by scripts/bundle_dir.sh (every library
+# from the set-up's venv, as `ldd` finds it; nothing from the system but
+# glibc and the C++ runtime: libstdc++ with GLIBCXX_3.4.26, GCC 9, which
+# every system with glibc 2.34 has, while Debian 12's own libstdc++ would
+# need glibc 2.36). CUDA is added to it as the README says ("The release
+# bundle").
 #
 # Environment: PS_BIN packages that binary instead of building
 # target/release/patchscaler (the bundle test passes its own); DIST (dist/);
@@ -39,29 +39,9 @@ site=$(dirname "$LIBTORCH")
 work=$(cd "$(mktemp -d)" && pwd -P)
 trap 'rm -rf "$work"' EXIT
 out=$work/$name
-mkdir -p "$out/bin" "$out/lib" "$out/models" "$out/licences/data"
-strip -o "$out/bin/patchscaler" "$bin"
-
-# The libraries: everything ldd resolves inside the venv.
-LD_LIBRARY_PATH=$LIBTORCH/lib ldd "$out/bin/patchscaler" >"$work/ldd.txt"
-if grep -q 'not found' "$work/ldd.txt"; then
-  echo "release: unresolved libraries:" >&2; grep 'not found' "$work/ldd.txt" >&2; exit 1
-fi
-awk '$2 == "=>" {print $3}' "$work/ldd.txt" | while read -r lib; do
-  case "$lib" in
-    "$site"/*) cp -L "$lib" "$out/lib/" ;;
-  esac
-done
-if ls "$out/lib" | grep -E 'torch_cuda|c10_cuda|cublas|cudnn|nccl|cufft|cusparse|curand|nvshmem'; then
-  echo "release: a CUDA library beyond the runtime would be bundled (above)" >&2; exit 1
-fi
-env -i ldd "$out/bin/patchscaler" >"$work/ldd-bundle.txt"
-if awk '$2 == "=>" {print $3}' "$work/ldd-bundle.txt" | xargs realpath | grep -v "^$out/lib/" | grep -vE '/lib(c|m|dl|rt|pthread|util|stdc\+\+|gcc_s)\.so'; then
-  echo "release: the bundle would load the libraries above from the system" >&2; exit 1
-fi
-
-cp -r models/default "$out/models/default"
-cp assets/sample.png README.md LICENSE "$out/"
+"$here/bundle_dir.sh" "$out" "$bin" "$LIBTORCH/lib" models/default
+mkdir -p "$out/licences/data"
+cp README.md LICENSE "$out/"
 lic=$out/licences
 cp "$site"/torch-*.dist-info/licenses/LICENSE "$lic/libtorch-LICENSE"
 cp "$site"/torch-*.dist-info/licenses/NOTICE "$lic/libtorch-NOTICE"

@@ -117,7 +117,7 @@ sample=${GPU_SAMPLE:-assets/sample.png}
 log "checks on $model"
 $ps upscale --model "$model" "$sample" -o "$scratch/sample_dev.png" --device "$DEVICE" 2>&1 | tee -a "$OUT/log.txt"
 [ "${GPU_CHECKS:-full}" = full ] && $ps upscale --model "$model" "$sample" -o "$scratch/sample_cpu.png" --device cpu 2>&1 | tail -1 | tee -a "$OUT/log.txt"
-[ -f "$scratch/sample_cpu.png" ] && python3 - "$scratch/sample_dev.png" "$scratch/sample_cpu.png" <<'PY' 2>&1 | tee -a "$OUT/log.txt"
+cat >"$scratch/pixdiff.py" <<'PY'
 import sys, zlib, struct
 def pixels(p):  # 8-bit RGB PNG, no filters library needed
     d = open(p, 'rb').read(); i = 8; w = h = 0; idat = b''
@@ -140,8 +140,38 @@ def pixels(p):  # 8-bit RGB PNG, no filters library needed
     return out
 a, b = pixels(sys.argv[1]), pixels(sys.argv[2])
 diff = [abs(x - y) for x, y in zip(a, b)]
-print(f"upscale {sys.argv[1]} vs CPU: max |diff| {max(diff)} levels, mean {sum(diff)/len(diff):.4f}")
+print(f"{sys.argv[3]}: max |diff| {max(diff)} levels, mean {sum(diff)/len(diff):.4f}")
 PY
+pixdiff() { python3 "$scratch/pixdiff.py" "$@" 2>&1 | tee -a "$OUT/log.txt"; }
+[ -f "$scratch/sample_cpu.png" ] && pixdiff "$scratch/sample_dev.png" "$scratch/sample_cpu.png" "upscale on $DEVICE vs CPU"
+# The release bundle on this machine (issue 22): laid out by
+# scripts/bundle_dir.sh from the packed binary and this machine's torch, run
+# with an empty environment; CUDA taken (a) through PATCHSCALER_CUDA_LIB
+# pointing at this machine's torch/lib, (b) copied into the bundle's lib/ as
+# the README says ("The release bundle"). Each is set against the
+# repository run's output above.
+if [ "${GPU_CHECKS:-full}" = full ] && [ "$(left)" -gt 60 ]; then
+  tl=$($ps devices 2>/dev/null | sed -n 's/^libtorch: //p')
+  bundle=$scratch/bundle
+  log "bundle: laid out from $tl"
+  if scripts/bundle_dir.sh "$bundle" "$ps" "$tl" "$model" 2>&1 | tee -a "$OUT/log.txt"; then
+    bundled() { (cd "$bundle" && env -i PATH=/usr/bin:/bin "$@" ./bin/patchscaler upscale sample.png -o "$scratch/bundle.png" --device "$DEVICE" 2>&1 | tail -2 | tee -a "$OUT/log.txt"); }
+    env -i PATH=/usr/bin:/bin PATCHSCALER_CUDA_LIB="$tl" "$bundle/bin/patchscaler" devices 2>&1 | tee -a "$OUT/log.txt"
+    cp "$sample" "$bundle/sample.png"
+    bundled PATCHSCALER_CUDA_LIB="$tl" && pixdiff "$scratch/sample_dev.png" "$scratch/bundle.png" "bundle (a), PATCHSCALER_CUDA_LIB, vs the repository run"
+    site=$(cd "$tl/../.." && pwd)
+    if compgen -G "$site/nvidia/*/lib/libcublas.so*" >/dev/null && [ -f "$tl/libtorch_cuda.so" ]; then
+      for f in torch_cuda c10_cuda torch_cuda_linalg torch_nvshmem; do
+        [ -f "$tl/lib$f.so" ] && cp "$tl/lib$f.so" "$bundle/lib/"
+      done
+      cp -P "$site"/nvidia/*/lib/*.so* "$bundle/lib/"
+      log "bundle (b): copied $(du -sm "$bundle/lib" | cut -f1) MB into lib/"
+      env -i PATH=/usr/bin:/bin "$bundle/bin/patchscaler" devices 2>&1 | tee -a "$OUT/log.txt"
+      rm -f "$scratch/bundle.png"
+      bundled && pixdiff "$scratch/sample_dev.png" "$scratch/bundle.png" "bundle (b), CUDA in lib/, vs the repository run"
+    fi
+  fi
+fi
 if [ "${GPU_CHECKS:-full}" = full ] && [ "$(left)" -gt 20 ]; then
   $ps bench --model "$model" --device "$DEVICE" --data "$PACK/data" --size "${GPU_BENCH_SIZE:-512}" -o "$OUT/bench" 2>&1 | tee -a "$OUT/log.txt"
   # Larger batches (the lock-step sampler keeps every group in them): the
@@ -157,7 +187,13 @@ fi
 if [ "${GPU_CEILING:-1}" = 1 ] && [ "$(left)" -gt 20 ]; then
   tiny=()
   [ "${GPU_SCALE:-1}" = tiny ] && tiny=(--tiny --steps 1)
-  python3 scripts/gpu/ceiling.py --device "$DEVICE" "${tiny[@]}" 2>&1 | tee -a "$OUT/log.txt"
+  if python3 -c 'import torch' 2>/dev/null; then
+    python3 scripts/gpu/ceiling.py --device "$DEVICE" "${tiny[@]}" 2>&1 | tee -a "$OUT/log.txt"
+  else
+    # The light set-up's venv (scripts/setup.sh) cannot import torch; a lent
+    # GPU's always can.
+    python3 -m py_compile scripts/gpu/ceiling.py && log "ceiling: skipped, python3 cannot import torch here (compiled only)"
+  fi
 fi
 if [ -f "$PACK/lib-tests.xz" ] && [ "$(left)" -gt 10 ]; then
   python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$PACK/lib-tests.xz'), open('$scratch/lib-tests','wb'))"
