@@ -111,3 +111,45 @@ fn an_interrupted_run_resumes_to_the_same_log_and_weights() {
     let dit = |m: &Path| std::fs::read(m.join("dit.safetensors")).unwrap();
     assert!(dit(&whole) == dit(&split), "resumed weights differ");
 }
+
+/// The background trainer calibrates the model's PGS thresholds between
+/// rounds (scripts/train_background.sh); the next round's `train dit` must
+/// resume from its checkpoint. A change to what the Patch-DiT learns (the
+/// noise schedule) must still be refused.
+#[test]
+fn a_run_resumes_after_calibrate_rewrote_the_thresholds_but_not_after_the_schedule_changed() {
+    let data = manifest();
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    let o = bin().args(["init", "--preset", "tiny", "-o"]).arg(&model).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let train = |steps: &str| {
+        bin()
+            .args(["train", "dit", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(d.path().join("run"))
+            .args(["--steps", steps, "--batch", "1", "--crop", "96", "--val-every", "2", "--val-batches", "1", "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let o = train("2");
+    assert!(o.status.success(), "{}", text(&o));
+    let toml_path = model.join("model.toml");
+    let edit = |from: &str, to: &str| {
+        let t = std::fs::read_to_string(&toml_path).unwrap();
+        assert!(t.contains(from), "{from} not in\n{t}");
+        std::fs::write(&toml_path, t.replacen(from, to, 1)).unwrap();
+    };
+    edit("min_conf_exclusive = 0.95", "min_conf_exclusive = 0.93");
+    let o = train("4");
+    assert!(o.status.success(), "new thresholds stopped the resume: {}", text(&o));
+    let steps: Vec<u64> = val_rows(&d.path().join("run/log.csv"), "eps_mse").iter().map(|r| r.0).collect();
+    assert_eq!(steps, [2, 4], "resumed, not restarted");
+
+    edit("end = 0.012", "end = 0.013");
+    let o = train("6");
+    assert!(!o.status.success() && text(&o).contains("checkpoint was made with another config"), "{}", text(&o));
+}

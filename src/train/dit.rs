@@ -95,10 +95,12 @@ pub fn run(a: DitTrainArgs) -> Result<i32> {
         prompt_dropout: a.prompt_dropout,
     };
     let reuse = a.reuse;
-    let mut trainer = Trainer::new(
-        run.options.clone(),
-        &(&model.config, &pair_cfg, &run.crop, reuse),
-    )?;
+    // The parts that shape the Patch-DiT's training, not the sampling plan:
+    // `calibrate` rewrites the model's PGS thresholds between the background
+    // trainer's rounds, and the next round must resume, not refuse.
+    let c = &model.config;
+    let shape = (c.scale, &c.ae, &c.grm, &c.dit, &c.texture, &c.diffusion);
+    let mut trainer = Trainer::new(run.options.clone(), &(shape, &pair_cfg, &run.crop, reuse))?;
     let loader = PairLoader::new(&run.train_images, run.crop.clone(), pair_cfg.lr_pairs(run.crop.seed))?;
     let mut batches = ReusedPairs::new(loader, reuse, trainer.start_step())?;
 
