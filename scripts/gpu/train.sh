@@ -49,6 +49,9 @@ fi
 ps=$PS_BIN
 data=$PACK/data/manifest.csv
 scratch=$(mktemp -d)
+# Everything worth keeping goes to $OUT; the scratch (the model, the runs,
+# the bundle: about 0.5 GB) must not pile up in /tmp run after run.
+trap 'rm -rf "$scratch"' EXIT
 work=$scratch/model
 runs=$scratch/runs
 mkdir -p "$runs"
