@@ -66,7 +66,7 @@ fn same_seed_same_bytes_and_other_scales_resample() {
 #[test]
 fn same_seed_and_threads_same_bytes_as_the_readme_says() {
     let readme = include_str!("../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(readme.contains("the same seed and the same `--threads` give the same bytes"), "the README's promise changed; keep this test to it");
+    assert!(readme.contains("the same seed, the same `--threads` and the same precision give the same bytes"), "the README's promise changed; keep this test to it");
     let d = tempfile::tempdir().unwrap();
     let model = tiny_model(d.path());
     let inp = d.path().join("in16.png");
