@@ -30,6 +30,20 @@ fn val_rows(log: &Path, name: &str) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// `train dit` to `steps` at batch 1 on 96 px crops, validating every 2 steps.
+fn train_briefly(model: &Path, data: &Path, out: &Path, steps: &str) -> Output {
+    bin()
+        .args(["train", "dit", "--model"])
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(["--steps", steps, "--batch", "1", "--crop", "96", "--val-every", "2", "--val-batches", "1", "--quiet"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn trains_the_tiny_patch_dit_and_upscale_loads_it() {
     let data = manifest();
@@ -82,16 +96,7 @@ fn an_interrupted_run_resumes_to_the_same_log_and_weights() {
     let data = manifest();
     let d = tempfile::tempdir().unwrap();
     let train = |model: &Path, out: &str, steps: &str| {
-        let o = bin()
-            .args(["train", "dit", "--model"])
-            .arg(model)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(d.path().join(out))
-            .args(["--steps", steps, "--batch", "1", "--crop", "96", "--val-every", "2", "--val-batches", "1", "--quiet"])
-            .output()
-            .unwrap();
+        let o = train_briefly(model, &data, &d.path().join(out), steps);
         assert!(o.status.success(), "{}", text(&o));
     };
     let (whole, split) = (d.path().join("whole"), d.path().join("split"));
@@ -123,18 +128,7 @@ fn a_run_resumes_after_calibrate_rewrote_the_thresholds_but_not_after_the_schedu
     let model = d.path().join("model");
     let o = bin().args(["init", "--preset", "tiny", "-o"]).arg(&model).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let train = |steps: &str| {
-        bin()
-            .args(["train", "dit", "--model"])
-            .arg(&model)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(d.path().join("run"))
-            .args(["--steps", steps, "--batch", "1", "--crop", "96", "--val-every", "2", "--val-batches", "1", "--quiet"])
-            .output()
-            .unwrap()
-    };
+    let train = |steps: &str| train_briefly(&model, &data, &d.path().join("run"), steps);
     let o = train("2");
     assert!(o.status.success(), "{}", text(&o));
     let toml_path = model.join("model.toml");
