@@ -96,8 +96,11 @@ esac
 
 cargo build --release --quiet
 # A private copy: a rebuild while this runs for hours must not swap the
-# binary under it.
-ps=$cache/patchscaler.$$
+# binary under it. It finds libtorch through its rpath ($ORIGIN/../lib),
+# as in the build folder and the release bundle.
+mkdir -p "$cache/bin"
+ln -sfn "$(readlink -f target/release/lib)" "$cache/lib"
+ps=$cache/bin/patchscaler.$$
 cp target/release/patchscaler "$ps"
 trap 'rm -f "$ps"' EXIT
 data=data/manifest.csv

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
+    /// As `upscale --precision`, for every device of the list (auto: each
+    /// device's own choice).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: crate::precision::PrecisionArg,
 }
 
 pub fn run(a: ServeArgs) -> Result<i32> {
@@ -112,6 +116,7 @@ pub fn run(a: ServeArgs) -> Result<i32> {
             max_bytes: (a.max_results_mib as usize).saturating_mul(1 << 20),
         },
         devices,
+        precision: a.precision,
         limits: Limits {
             max_connections: a.max_connections,
             max_uploads: a.max_uploads,

@@ -47,6 +47,7 @@ pub struct ServeConfig {
     pub retention: Retention,
     /// Devices to offer; CUDA only where available.
     pub devices: Vec<DeviceArg>,
+    pub precision: crate::precision::PrecisionArg,
     pub limits: Limits,
     /// Required on every /api call; `guard::token_for` makes one for a bind
     /// beyond loopback.
@@ -130,12 +131,13 @@ fn start_workers(cfg: &ServeConfig, tmp: &std::path::Path) -> Result<(Vec<Device
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<Option<Arc<Jobs>>>();
         let model_dir = cfg.model.clone();
+        let precision = cfg.precision;
         let tmp = tmp.to_path_buf();
         std::thread::Builder::new()
             .name(format!("serve-{}", jobs::device_name(d)))
             .spawn(move || {
                 let model = device(d)
-                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, crate::precision::auto(dev).precision));
+                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, crate::precision::resolve(precision, dev)));
                 let model = match model {
                     Ok(m) => {
                         let _ = tx.send(Ok(()));
