@@ -19,7 +19,7 @@ pub fn temp_file_in(dir: &Path, suffix: &str) -> Result<NamedTempFile> {
     }
     // The folder and the OS's reason: tempfile's own message names the
     // temporary file, which the user never asked for.
-    b.tempfile_in(dir).map_err(|e| crate::imageio::io_error(dir, &e))
+    b.tempfile_in(dir).map_err(|e| crate::paths::io_error(dir, &e))
 }
 
 /// The folder a path's temporary sibling goes in.

@@ -1,11 +1,14 @@
 //! PatchScaler: patch-adaptive diffusion for single-image super-resolution
 //! (Liu et al.), on libtorch through tch. Modules follow the paper's parts.
 
+pub mod app;
 pub mod atomic;
 pub mod autocast;
 pub mod autoencoder;
 pub mod cli;
 pub mod colorfix;
+/// The reference vectors of `../shared/conformance`, for the unit tests.
+#[cfg(test)]
 pub mod conformance;
 pub mod degrade;
 pub mod device;
@@ -17,9 +20,9 @@ pub mod imageio;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod paths;
 pub mod pgs;
 pub mod pipeline;
-pub mod precision;
 pub mod resize;
 pub mod serve;
 pub mod texture;

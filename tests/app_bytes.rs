@@ -19,10 +19,10 @@
 mod common;
 mod serve_common;
 
-use common::{bin, rgb_image, text, tiny_model};
+use common::text;
 use image::{ImageBuffer, Luma, Rgb, Rgba};
 use serde_json::{json, Value};
-use serve_common::{follow, get, png_bytes, submit, Server};
+use serve_common::{bin, follow, get, png_bytes, rgb_image, submit, tiny_model, Server};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! Each child's peak RSS comes from wait4(2), which reports that child's
 //! own resource usage.
 
-use patchscaler::cli::memory::{mib, needed_bytes, plan, tiled_bytes, Fit, SHIPPED_ALIGNMENT};
+use patchscaler::app::memory::{mib, needed_bytes, plan, tiled_bytes, Fit, SHIPPED_ALIGNMENT};
 use patchscaler::pipeline::regions::{min_tile, RegionTiles};
 use std::path::Path;
 use std::process::{Command, Stdio};

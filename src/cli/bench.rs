@@ -5,7 +5,7 @@
 //! `--tradeoff` draws paper Fig. 6 instead: quality against runtime for
 //! several uniform (tau, N) plans and the PGS presets, on validation crops.
 
-use super::eval::{value_name, PgsFlags};
+use super::eval::{value_name, FinishFlags, PgsFlags};
 use super::upscale::{device, load_model, DeviceArg, Precision};
 use crate::eval::bench_run::{run_config, BenchReport, ConfigRun};
 use crate::eval::synth::bench_input;
@@ -14,7 +14,7 @@ use crate::eval::tradeoff_plot::plot_tradeoff;
 use crate::eval::{Degradation, PairSource};
 use crate::imageio::{load_image, save::tensor_to_rgb8};
 use crate::metrics::NiqeParams;
-use crate::pipeline::SamplingOptions;
+use crate::app::Settings;
 use crate::train::data::ImageFolder;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -51,9 +51,8 @@ pub struct BenchArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 64)]
     pub max_batch: usize,
-    /// As `upscale --bicubic-detail` (0 leaves out its second decode).
-    #[arg(long, default_value_t = 1.0, value_parser = super::unit_interval, value_name = "W")]
-    pub bicubic_detail: f64,
+    #[command(flatten)]
+    pub finish: FinishFlags,
     /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
@@ -70,8 +69,19 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "realesrgan")]
     pub degrade: Degradation,
     /// Internal: run one configuration and print its JSON.
-    #[arg(long, value_enum, hide = true)]
+    #[arg(long, value_enum, hide = true, requires = "child_settings")]
     pub child: Option<Sampling>,
+    /// Internal: the child's settings, as JSON (`app::Settings`).
+    #[arg(long, hide = true)]
+    pub child_settings: Option<String>,
+}
+
+impl BenchArgs {
+    /// What the flags ask of the PGS configuration; the uniform one is its
+    /// `uniform_baseline`.
+    pub fn settings(&self) -> Settings {
+        super::presets::settings(&self.pgs, &self.finish, self.seed, self.max_batch)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -138,8 +148,11 @@ fn spawn_child(a: &BenchArgs, input: &Path, precision: Precision, sampling: Samp
     let mut cmd = Command::new(exe);
     cmd.arg("bench").arg("--child").arg(value_name(&sampling)).arg("--precisions").arg(value_name(&precision));
     cmd.arg("--input").arg(input).arg("-o").arg(&a.output).arg("--device").arg(value_name(&a.device));
-    cmd.args(["--seed", &a.seed.to_string(), "--max-batch", &a.max_batch.to_string()]).args(a.pgs.to_args());
-    cmd.args(["--bicubic-detail", &a.bicubic_detail.to_string()]);
+    let settings = match sampling {
+        Sampling::Pgs => a.settings(),
+        Sampling::Uniform => a.settings().uniform_baseline(),
+    };
+    cmd.arg("--child-settings").arg(serde_json::to_string(&settings)?);
     if let Some(m) = &a.model {
         cmd.arg("--model").arg(m);
     }
@@ -165,11 +178,9 @@ fn child(a: &BenchArgs, sampling: Sampling) -> Result<i32> {
     let precision = *a.precisions.first().context("--child needs one precision")?;
     let dev = device(a.device)?;
     let model = load_model(a.model.as_deref(), None, dev, precision)?;
-    let (pgs, uniform) = a.pgs.plans(&model)?;
-    let mut opts = SamplingOptions::new(if sampling == Sampling::Pgs { pgs } else { uniform }, model.config.colorfix);
-    opts.seed = a.seed;
-    opts.max_batch = a.max_batch.max(1);
-    opts.bicubic_detail = a.bicubic_detail;
+    let settings: Settings = serde_json::from_str(a.child_settings.as_deref().context("--child needs --child-settings")?)
+        .context("reading --child-settings")?;
+    let opts = settings.sampling_options(&model)?;
     let lr = load_image(input, 1 << 28)?.rgb;
     let warmup = a.warmup.unwrap_or(if dev.is_cuda() { 1 } else { 0 });
     let run = run_config(&model, &lr, &opts, &value_name(&precision), &value_name(&sampling), warmup)?;
@@ -185,11 +196,7 @@ fn tradeoff(a: &BenchArgs) -> Result<i32> {
     let source = PairSource { lr_dir: None, degradation: a.degrade, seed: a.seed, scale: model.config.scale, crop_hr: Some(a.crop_hr) };
     let pairs = files.iter().map(|f| source.load(f)).collect::<Result<Vec<_>>>()?;
     println!("{} validation crops of {} px; {}", pairs.len(), a.crop_hr, source.describe());
-    let (pgs, _) = a.pgs.plans(&model)?;
-    let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
-    opts.seed = a.seed;
-    opts.max_batch = a.max_batch.max(1);
-    opts.bicubic_detail = a.bicubic_detail;
+    let opts = a.settings().sampling_options(&model)?;
     let points = measure(&model, &pairs, &settings(&opts.pgs)?, &opts, &NiqeParams::bundled())?;
     println!("{:<14} {:>9} {:>9} {:>7}", "setting", "seconds", "PSNR-Y", "NIQE");
     for p in &points {

@@ -9,7 +9,8 @@ use crate::model::ModelConfig;
 use crate::pgs::calibrate::{quantile, realised_shares, thresholds_for_shares};
 use crate::pgs::groups::qmap;
 use crate::pgs::PatchGrid;
-use crate::pipeline::{restore, SamplingOptions};
+use crate::app::Settings;
+use crate::pipeline::restore;
 use crate::train::ImageFolder;
 use anyhow::{ensure, Context, Result};
 use clap::Args;
@@ -62,7 +63,8 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     };
     ensure!(!folder.is_empty(), "{}: no images", a.data.display());
 
-    let opts = SamplingOptions::new(cfg.pgs.clone(), cfg.colorfix);
+    // The model's own plan and colour fix: what `balanced` samples with.
+    let opts = Settings::default().sampling_options(&model)?;
     let v = cfg.pgs.patch as i64;
     let mut q_all = Vec::new();
     let mut per_protocol = Vec::new();

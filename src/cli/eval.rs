@@ -5,6 +5,7 @@
 
 pub use super::presets::{FinishFlags, PgsFlags};
 use super::upscale::{device, expand_inputs, load_model, DeviceArg, PrecisionArg};
+use crate::app::Settings;
 use crate::eval::figure::side_by_side;
 use crate::eval::methods::{self, Method};
 use crate::eval::report::{table, write_csv, Row};
@@ -84,26 +85,32 @@ pub struct EvalArgs {
     pub threads: Option<i32>,
 }
 
+impl EvalArgs {
+    /// What the flags ask of every image (the uniform baseline is these
+    /// settings' `uniform_baseline`).
+    pub fn settings(&self) -> Settings {
+        let mut s = super::presets::settings(&self.pgs, &self.finish, self.seed, self.max_batch);
+        s.prompt = match self.prompt {
+            PromptArg::Retrieved => PromptMode::Retrieved,
+            PromptArg::Zeros => PromptMode::Zeros,
+        };
+        s.y0 = match self.y0 {
+            Y0Arg::Coarse => Y0Source::Coarse,
+            Y0Arg::Lr => Y0Source::LrLatent,
+        };
+        s
+    }
+}
+
 pub fn run(a: EvalArgs) -> Result<i32> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t);
     }
     let dev = device(a.device)?;
-    let model = load_model(a.model.as_deref(), None, dev, crate::precision::resolve(a.precision, dev))?;
-    let (pgs, uniform) = a.pgs.plans(&model)?;
-    let mut opts = SamplingOptions::new(pgs, model.config.colorfix);
-    opts.seed = a.seed;
-    a.finish.apply(&mut opts);
-    opts.max_batch = a.max_batch.max(1);
-    opts.prompt = match a.prompt {
-        PromptArg::Retrieved => PromptMode::Retrieved,
-        PromptArg::Zeros => PromptMode::Zeros,
-    };
-    opts.y0 = match a.y0 {
-        Y0Arg::Coarse => Y0Source::Coarse,
-        Y0Arg::Lr => Y0Source::LrLatent,
-    };
-    let uniform_opts = SamplingOptions { pgs: uniform, ..opts.clone() };
+    let model = load_model(a.model.as_deref(), None, dev, crate::device::precision::resolve(a.precision, dev))?;
+    let settings = a.settings();
+    let opts = settings.sampling_options(&model)?;
+    let uniform_opts = settings.uniform_baseline().sampling_options(&model)?;
     let source = PairSource { lr_dir: a.lr_dir.clone(), degradation: a.degrade, seed: a.seed, scale: model.config.scale, crop_hr: a.crop_hr };
 
     let (mut files, mut failures) = expand_inputs(&a.hr);

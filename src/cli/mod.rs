@@ -9,7 +9,6 @@ pub mod degrade;
 pub mod eval;
 pub mod init;
 pub mod inputs;
-pub mod memory;
 pub mod outputs;
 pub mod preflight;
 pub mod progress_bar;

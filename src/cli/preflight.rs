@@ -7,7 +7,8 @@
 
 use super::batch::Shard;
 use super::inputs::collect_inputs;
-use super::memory;
+use crate::app::memory::{self, admit};
+pub use crate::app::Job;
 use super::outputs::{output_stems, resolve, scale_suffix, Target};
 use crate::imageio::load::{decode_checked, Header};
 use crate::imageio::save::{output_format, Layout};
@@ -17,24 +18,9 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-/// One image to upscale and where its results go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
-    pub input: PathBuf,
-    pub output: PathBuf,
-    pub qmap: Option<PathBuf>,
-}
-
-impl Job {
-    /// Every file the job writes: the output, then the qmap figure.
-    pub fn outputs(&self) -> impl Iterator<Item = &PathBuf> {
-        std::iter::once(&self.output).chain(&self.qmap)
-    }
-
-    /// All of them there already (renamed into place only when complete).
-    fn outputs_exist(&self) -> bool {
-        self.outputs().all(|p| p.is_file())
-    }
+/// All of a job's outputs there already (renamed into place only when complete).
+fn outputs_exist(job: &Job) -> bool {
+    job.outputs().all(|p| p.is_file())
 }
 
 /// The jobs that passed; those whose outputs exist already
@@ -68,12 +54,6 @@ pub struct Share {
 pub fn check_input(path: &Path, scale: f64, limit_mib: u64) -> Result<Header> {
     let (header, _) = decode_checked(path, limit_mib.saturating_mul(1 << 20), admit(path, scale, limit_mib))?;
     Ok(header)
-}
-
-/// The header test an input passes before any pixel is decoded, here and
-/// again when it is computed (the file may have changed in between).
-pub fn admit(path: &Path, scale: f64, limit_mib: u64) -> impl FnOnce(&Header) -> Result<()> + '_ {
-    move |h| memory::check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow!("{}: {e}", shown(path)))
 }
 
 /// Plans the batch. An `-o`/`--qmap` that fits no rule is an error for the
@@ -112,7 +92,7 @@ pub fn plan(
                 output: place(&out, &stem, &format!("_x{}.png", scale_suffix(scale))),
                 qmap: qmap.as_ref().map(|q| place(q, &stem, "_qmap.png")),
             };
-            if share.skip_existing && job.outputs_exist() {
+            if share.skip_existing && outputs_exist(&job) {
                 return Ok(job);
             }
             let header = check_input(input, scale, memory::usable_mib(limit_mib, job.qmap.is_some()))?;
@@ -135,7 +115,7 @@ pub fn plan(
                 for p in job.outputs() {
                     taken.insert(normal(p), job.input.clone());
                 }
-                if share.skip_existing && job.outputs_exist() {
+                if share.skip_existing && outputs_exist(&job) {
                     existing.push(job);
                 } else {
                     jobs.push(job);

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     pub model: Option<PathBuf>,
     /// Memory budget in MiB per image, as `upscale --memory-limit` (default:
     /// 75 % of MemTotal): larger images are refused at upload.
-    #[arg(long, value_name = "MiB", default_value_t = super::memory::default_limit_mib(),
+    #[arg(long, value_name = "MiB", default_value_t = crate::app::memory::default_limit_mib(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
     /// Largest file accepted, in MiB; a request declaring more than twice
@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// As `upscale --precision`, for every device of the list (auto: each
     /// device's own choice).
     #[arg(long, value_enum, default_value = "auto")]
-    pub precision: crate::precision::PrecisionArg,
+    pub precision: crate::device::precision::PrecisionArg,
 }
 
 pub fn run(a: ServeArgs) -> Result<i32> {

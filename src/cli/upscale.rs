@@ -3,21 +3,16 @@
 //! progress bar and ends in one summary line; a bad image costs one error
 //! line and the batch goes on; a tally closes the run.
 
-use super::presets::{FinishFlags, PgsFlags};
-use crate::colorfix::ColorFix;
 use super::batch::{Manifest, Record, Shard, Status};
-use super::memory::{self, Fit};
 use super::preflight::{self, Job, Share};
+use super::presets::{FinishFlags, PgsFlags};
 use super::progress_bar::{image_bar, progress_fn};
-use crate::imageio::{load::load_checked, save::save_image, shown};
-use crate::model::Model;
-use crate::pipeline::{self, qmap_image::{half_size, qmap_figure}, regions, SamplingOptions};
-use crate::resize::bicubic::upsample_bicubic;
-use anyhow::{bail, Context, Result};
+use crate::app::{parse_scale, upscale_one, Settings};
+use crate::colorfix::ColorFix;
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Device, Kind};
 
 #[derive(Args, Debug)]
 pub struct UpscaleArgs {
@@ -71,7 +66,7 @@ pub struct UpscaleArgs {
     /// pixel, measured with the shipped model) exceeds it runs in as few
     /// overlapping regions as fit; one that exceeds it even in the smallest
     /// regions is refused before the model loads. --qmap keeps 128 MiB of it.
-    #[arg(long, value_name = "MiB", default_value_t = super::memory::default_limit_mib(),
+    #[arg(long, value_name = "MiB", default_value_t = crate::app::memory::default_limit_mib(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_limit: u64,
     /// Intra-op CPU threads, at least 1 (default: libtorch's choice).
@@ -100,8 +95,9 @@ pub struct UpscaleArgs {
 
 pub use crate::device::{device, DeviceArg};
 
+pub use crate::app::load_model;
 pub use crate::autocast::Precision;
-pub use crate::precision::PrecisionArg;
+pub use crate::device::precision::PrecisionArg;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ColorFixArg {
@@ -110,32 +106,23 @@ pub enum ColorFixArg {
     None,
 }
 
-/// Loads the model a run asks for, in the requested precision.
-pub fn load_model(
-    model: Option<&Path>,
-    vae: Option<&Path>,
-    dev: Device,
-    precision: Precision,
-) -> Result<Model> {
-    let dir = match model {
-        Some(m) => m.to_path_buf(),
-        None => crate::model::shipped::default_dir()?,
-    };
-    let mut m = Model::load(&dir, dev, vae)?;
-    if precision == Precision::Bf16 {
-        m.set_kind(Kind::BFloat16);
+impl From<ColorFixArg> for ColorFix {
+    fn from(c: ColorFixArg) -> Self {
+        match c {
+            ColorFixArg::Wavelet => ColorFix::Wavelet,
+            ColorFixArg::Adain => ColorFix::Adain,
+            ColorFixArg::None => ColorFix::None,
+        }
     }
-    Ok(m)
 }
 
-/// `--scale`, and the scale `serve`'s page sends: one rule for both. Below
-/// 0.5 the result is a thumbnail named after a long fraction (8x8 at
-/// x0.000000001 gave 1x1).
-pub fn parse_scale(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.5..=16.0).contains(&v) => Ok(v),
-        Ok(_) => Err("out of range: give a number from 0.5 to 16".into()),
-        Err(_) => Err("not a number: give one from 0.5 to 16".into()),
+impl UpscaleArgs {
+    /// What the flags ask of each image.
+    pub fn settings(&self) -> Settings {
+        let mut s = super::presets::settings(&self.pgs, &self.finish, self.seed, self.max_batch as usize);
+        s.overrides.uniform = self.uniform;
+        s.colorfix = self.colorfix.map(ColorFix::from);
+        s
     }
 }
 
@@ -191,11 +178,9 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
         tch::set_num_threads(t);
     }
     let dev = device(a.device)?;
-    let precision = crate::precision::resolve(a.precision, dev);
+    let precision = crate::device::precision::resolve(a.precision, dev);
     let model = load_model(a.model.as_deref(), a.vae.as_deref(), dev, precision)?;
-    let mut opts = sampling_options(&model, &a.pgs, a.uniform, a.colorfix, a.seed)?;
-    a.finish.apply(&mut opts);
-    opts.max_batch = a.max_batch as usize;
+    let mut opts = a.settings().sampling_options(&model)?;
     let inputs: Vec<PathBuf> = jobs.iter().map(|j| j.input.clone()).collect();
     for (i, job) in jobs.iter().enumerate() {
         let bar = image_bar(i, jobs.len(), &job.input, !a.quiet);
@@ -230,111 +215,6 @@ fn upscale_all(a: &UpscaleArgs, jobs: &[Job], mut tally: Tally, mut manifest: Op
         }
     }
     Ok(tally)
-}
-
-/// The sampling options for these plan flags, colour fix and seed (the
-/// model's colour fix where none is given). `serve` builds its jobs' options
-/// here too, so that the page's results are this command's bytes.
-pub(crate) fn sampling_options(
-    model: &Model,
-    pgs: &PgsFlags,
-    uniform: bool,
-    colorfix: Option<ColorFixArg>,
-    seed: u64,
-) -> Result<SamplingOptions> {
-    let colorfix = match colorfix {
-        Some(ColorFixArg::Wavelet) => ColorFix::Wavelet,
-        Some(ColorFixArg::Adain) => ColorFix::Adain,
-        Some(ColorFixArg::None) => ColorFix::None,
-        None => model.config.colorfix,
-    };
-    let mut opts = SamplingOptions::new(pgs.checked_plan(model, uniform)?, colorfix);
-    opts.seed = seed;
-    Ok(opts)
-}
-
-/// The two summaries of one finished image (the default's and --verbose's)
-/// and what its manifest line records.
-pub(crate) struct Done {
-    pub compact: String,
-    pub detailed: String,
-    pub input_size: (i64, i64),
-    pub output_size: (i64, i64),
-    pub groups: Vec<(String, usize)>,
-}
-
-/// One image to its output (and its group figure to its qmap). `serve`
-/// calls it too, so the page's results are this command's bytes.
-pub(crate) fn upscale_one(
-    model: &Model,
-    job: &Job,
-    opts: &SamplingOptions,
-    scale: f64,
-    limit_mib: u64,
-    inputs: &[PathBuf],
-) -> Result<Done> {
-    let (input, out) = (job.input.as_path(), job.output.as_path());
-    let start = Instant::now();
-    let limit_mib = memory::usable_mib(limit_mib, job.qmap.is_some());
-    // Checked again: the file may have changed since the preflight.
-    let img = load_checked(input, limit_mib.saturating_mul(1 << 20), preflight::admit(input, scale, limit_mib))?;
-    let (h, w) = (img.height(), img.width());
-    let align = regions::alignment(model.config.scale, model.ae.downsample_factor(), opts.pgs.stride as i64);
-    let mut opts = opts.clone();
-    let (wu, hu) = (w as u32, h as u32);
-    let estimate = match memory::plan(wu, hu, scale, limit_mib, align) {
-        Ok(Fit::Whole) => memory::needed_bytes(wu, hu, scale),
-        Ok(Fit::Regions(tiles)) => {
-            opts.regions = Some(tiles);
-            memory::tiled_bytes(wu, hu, scale, &tiles, align)
-        }
-        Err(e) => bail!("{}: {e}", shown(input)),
-    };
-    let up =
-        pipeline::upscale(model, &img.rgb, &opts).with_context(|| format!("{}", shown(input)))?;
-    let sr = pipeline::rescale(&up.sr, h, w, scale)?;
-    let (oh, ow) = (sr.size()[2], sr.size()[3]);
-    let alpha = match img.alpha.as_ref() {
-        Some(a) => Some(upsample_bicubic(a, oh as usize, ow as usize)?.clamp(0.0, 1.0)),
-        None => None,
-    };
-    save_image(&sr, alpha.as_ref(), &img, out, inputs)?;
-    if let Some(q) = &job.qmap {
-        let fig = qmap_figure(&up, &img.rgb, half_size(up.sr.size()[2], up.sr.size()[3]))?;
-        let like = crate::imageio::load::from_tensor(fig.shallow_clone(), q);
-        save_image(&fig, None, &like, q, inputs)?;
-    }
-    let groups: Vec<(String, usize)> =
-        opts.pgs.groups.iter().map(|g| g.name.clone()).zip(up.stats.patches_per_group.iter().copied()).collect();
-    let group_counts: Vec<String> = groups.iter().map(|(g, n)| format!("{g}={n}")).collect();
-    let stages: Vec<String> = up
-        .timings
-        .iter()
-        .map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64()))
-        .collect();
-    let ratio = up.stats.evaluations as f64 / up.stats.uniform_evaluations.max(1) as f64;
-    let total = start.elapsed().as_secs_f64();
-    let head = format!("{} -> {}: {w}x{h} -> {ow}x{oh}", shown(input), shown(out));
-    let regions = match opts.regions {
-        Some(t) if h.max(w) > t.tile => format!(" in regions of {} px (--memory-limit {limit_mib} MiB)", t.tile),
-        _ => String::new(),
-    };
-    Ok(Done {
-        input_size: (w, h),
-        output_size: (ow, oh),
-        groups,
-        compact: format!("{head}{regions} in {total:.1}s ({ratio:.2}x the uniform denoiser work)"),
-        detailed: format!(
-            "{head}{regions} | patches {} ({}) | denoiser evals {} vs uniform {} ({:.2}x) | {} | memory estimate {} MiB | total {total:.2}s",
-            up.assignment.len(),
-            group_counts.join(" "),
-            up.stats.evaluations,
-            up.stats.uniform_evaluations,
-            ratio,
-            stages.join(", "),
-            memory::mib(estimate),
-        ),
-    })
 }
 
 pub use super::inputs::expand_inputs;

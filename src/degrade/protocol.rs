@@ -2,7 +2,6 @@
 //! of `eval --degrade` and `degrade`, and the kinds the training mix draws.
 
 use super::config::DegradeConfig;
-use super::files::file_seed;
 use super::pipeline::{bicubic_lr, degrade};
 use anyhow::Result;
 use clap::ValueEnum;
@@ -10,6 +9,21 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
+
+/// Per-file seed from the run seed and the file *name* (not its directory
+/// or its position in a listing), so files can be processed in any order
+/// or in parallel and still get the same LR. FNV-1a over the name, mixed
+/// with the seed by a SplitMix64 finaliser; both are stable across Rust
+/// versions, unlike `DefaultHasher`.
+pub fn file_seed(seed: u64, file_name: &str) -> u64 {
+    let fnv = file_name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let mut z = fnv ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// How an LR is made from its HR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]

@@ -7,6 +7,7 @@
 //! calls `synchronize` first.
 
 pub mod cuda;
+pub mod precision;
 mod cudart;
 
 use anyhow::{bail, Context, Result};
@@ -76,7 +77,7 @@ pub fn describe() -> Vec<String> {
             f if f.is_empty() => "no AVX2/AVX-512/AMX".to_string(),
             f => f,
         },
-        crate::precision::auto(Device::Cpu)
+        precision::auto(Device::Cpu)
     )];
     lines.push(format!("libtorch: {}", cuda::libtorch_dir().map_or("(not found)".into(), |d| d.display().to_string())));
     let backend = match cuda::load() {
@@ -94,7 +95,7 @@ pub fn describe() -> Vec<String> {
         lines.push(format!("cuda: {}", backend.describe()));
     }
     for i in 0..n.max(0) as usize {
-        let auto = crate::precision::auto(Device::Cuda(i));
+        let auto = precision::auto(Device::Cuda(i));
         lines.push(match cudart::properties(i) {
             Some(p) => format!(
                 "cuda:{i}: {}, {:.1} GiB ({:.1} GiB free); precision auto: {auto}",

@@ -8,7 +8,7 @@
 //! Because the update reads only x0_hat, a model trained on another target
 //! ([`Prediction`]) is sampled by converting its output to x0_hat first.
 
-use super::prediction::Prediction;
+use super::prediction::{per_item, Prediction};
 use super::respace::space_timesteps;
 use anyhow::{bail, ensure, Result};
 use tch::{Kind, Tensor};
@@ -154,16 +154,6 @@ pub fn q_sample(alphas_cumprod: &[f64], x0: &Tensor, t: &Tensor, noise: &Tensor)
     Ok(x0 * per_item(&abar, |a| a.sqrt(), x0) + noise * per_item(&abar, |a| (1.0 - a).sqrt(), x0))
 }
 
-/// f(abar) per batch item, cast to f32 and shaped (B, 1, ...) to broadcast
-/// against `like` on its device.
-pub(super) fn per_item(abar: &[f64], f: fn(f64) -> f64, like: &Tensor) -> Tensor {
-    let v: Vec<f32> = abar.iter().map(|&a| f(a) as f32).collect();
-    let mut shape = vec![1i64; like.dim()];
-    shape[0] = -1;
-    Tensor::from_slice(&v)
-        .to_device(like.device())
-        .view(shape.as_slice())
-}
 
 fn noised(x0: &Tensor, noise: &Tensor, abar: f64) -> Tensor {
     x0 * abar.sqrt() as f32 as f64 + noise * (1.0 - abar).sqrt() as f32 as f64

@@ -7,7 +7,6 @@
 //! each: DDIM then re-derives eps from it, so one update and one shortcut
 //! start serve all three targets.
 
-use super::ddim::per_item;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -62,6 +61,17 @@ impl Prediction {
             }
         })
     }
+}
+
+/// f(abar) per batch item, cast to f32 and shaped (B, 1, ...) to broadcast
+/// against `like` on its device.
+pub(super) fn per_item(abar: &[f64], f: fn(f64) -> f64, like: &Tensor) -> Tensor {
+    let v: Vec<f32> = abar.iter().map(|&a| f(a) as f32).collect();
+    let mut shape = vec![1i64; like.dim()];
+    shape[0] = -1;
+    Tensor::from_slice(&v)
+        .to_device(like.device())
+        .view(shape.as_slice())
 }
 
 #[cfg(test)]

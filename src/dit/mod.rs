@@ -3,7 +3,10 @@
 
 pub mod attention;
 pub mod block;
-pub mod class_dit;
+/// facebookresearch/DiT's class-conditional model, for the conformance
+/// tests only (the method's denoiser is `PatchDiT`).
+#[cfg(test)]
+mod class_dit;
 pub mod config;
 pub mod embed;
 pub mod final_layer;
@@ -11,7 +14,6 @@ pub mod layers;
 pub mod model;
 pub mod texture_encoder;
 
-pub use class_dit::Dit;
 pub use config::DitConfig;
 pub use model::PatchDiT;
 pub use texture_encoder::TextureEncoder;

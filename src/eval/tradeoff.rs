@@ -5,7 +5,7 @@
 use super::methods::{run, Method};
 use super::pairs::Pair;
 use super::score::{mean, score};
-use crate::cli::presets::{plan, Overrides, Preset};
+use crate::app::presets::{plan, Overrides, Preset};
 use crate::metrics::NiqeParams;
 use crate::model::Model;
 use crate::pgs::groups::PgsConfig;

@@ -16,6 +16,8 @@ use super::plane::Plane;
 /// Features per block and scale: α and β of the MSCN values, then α, mean,
 /// β_left, β_right for each of the four neighbour products.
 pub const FEATURES: usize = 18;
+/// Features per NIQE block over its two scales.
+pub const NIQE_FEATURES: usize = 2 * FEATURES;
 
 /// The shape parameter's grid and its moment ratio Γ(2/α)² / (Γ(1/α)Γ(3/α)).
 struct ShapeGrid {

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use tch::Tensor;
 
-use super::niqe::NIQE_FEATURES as N;
+use super::aggd::NIQE_FEATURES as N;
 
 /// NIQE is undefined for this image: fewer than two of its blocks have
 /// finite features (flat blocks have no MSCN variance), so there is no

@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use image::RgbImage;
 use tch::Tensor;
 
-use super::aggd::{block_features, FEATURES};
+use super::aggd::{block_features, FEATURES, NIQE_FEATURES};
 use super::mscn::mscn;
 use super::mvg::mvg_distance;
 pub use super::niqe_params::NiqeParams;
@@ -17,8 +17,6 @@ use crate::resize::matlab::imresize;
 
 /// Block side at the first scale (the authors' recommended size, no overlap).
 const BLOCK: usize = 96;
-/// Features per block over both scales.
-pub const NIQE_FEATURES: usize = 2 * FEATURES;
 
 /// NIQE of an RGB image on its Y channel, ignoring a `crop_border` px frame.
 /// Needs at least 192 px one way and 96 px the other (two whole blocks).

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 use safetensors::{Dtype, SafeTensors};
 
 use super::mscn::WINDOW;
-use super::niqe::NIQE_FEATURES;
+use super::aggd::NIQE_FEATURES;
 
 /// The pristine model and the local-statistics window, as published with
 /// the authors' MATLAB release (BasicSR `niqe_pris_params.npz`).

@@ -176,6 +176,9 @@ impl Model {
     /// adaLN-Zero starts the DiT at an exact zero prediction, so in a fresh
     /// model the prompt, the token indexing and the DiT itself cannot change
     /// the output; tests perturb them so that a fault there fails a test.
+    /// A test fixture: in the unit tests and behind the `testing` feature
+    /// (which the integration tests turn on), not in the shipped library.
+    #[cfg(any(test, feature = "testing"))]
     pub fn perturb_zero_dit(&mut self, std: f64, seed: i64) {
         tch::manual_seed(seed);
         tch::no_grad(|| {

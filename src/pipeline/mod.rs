@@ -11,6 +11,7 @@ pub mod options;
 pub mod progress;
 pub mod prompt;
 pub mod qmap_image;
+pub mod region_grid;
 pub mod regions;
 
 pub use options::{PromptMode, SamplingOptions, Y0Source};

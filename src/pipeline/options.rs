@@ -5,10 +5,12 @@ use crate::colorfix::ColorFix;
 use crate::pgs::groups::PgsConfig;
 use super::detail_gate::DetailGate;
 use super::progress::ProgressFn;
-use super::regions::RegionTiles;
+use serde::{Deserialize, Serialize};
+use super::region_grid::RegionTiles;
 
 /// Where y0, the diffusion's shortcut start, comes from (paper Table 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Y0Source {
     /// The GRM's coarse HR latent (the method).
     Coarse,
@@ -17,7 +19,8 @@ pub enum Y0Source {
 }
 
 /// Which texture prompt Patch-DiT sees (paper's texture-prompt ablation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PromptMode {
     /// Top-K RTM priors by cosine similarity of T(y0) (the method).
     Retrieved,

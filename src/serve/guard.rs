@@ -13,7 +13,7 @@
 //!   link). Without it, whoever reaches the port could queue jobs and fetch
 //!   or delete them. The page itself needs no token: it holds no secret.
 
-use super::http::ApiError;
+use super::api_error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;

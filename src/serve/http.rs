@@ -15,11 +15,12 @@
 //! job and name the download. Before any route, `guard::check` refuses a
 //! foreign `Host` or `Origin` and an `/api` call without the token.
 
-use super::guard::{self, Access};
-use super::jobs::{device_name, JobEvent, Jobs, Status};
+pub use super::api_error::{mib, ApiError};
+use super::guard;
+pub use super::state::AppState;
+use super::jobs::{device_name, JobEvent, Status};
 use super::upload::{body_limit, create_job};
-use crate::cli::memory::{max_input_pixels, usable_mib};
-use crate::device::DeviceArg;
+use crate::app::memory::{max_input_pixels, usable_mib};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -33,31 +34,13 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
-/// What the handlers share.
-pub struct AppState {
-    pub jobs: Arc<Jobs>,
-    pub devices: Vec<DeviceArg>,
-    pub max_upload_bytes: usize,
-    pub memory_limit_mib: u64,
-    pub model_name: String,
-    /// Uploads read and checked at once (each may hold two files and a
-    /// decoded image); one more is refused at once rather than queued.
-    pub uploads: Arc<Semaphore>,
-    pub max_uploads: usize,
-    /// A whole upload's body; the pause between two of its pieces is
-    /// bounded by the router's body timeout.
-    pub upload_timeout: Duration,
-    /// The longest pause inside a request body.
-    pub body_timeout: Duration,
-    pub access: Arc<Access>,
-}
 
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -76,48 +59,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
         .layer(axum::middleware::from_fn_with_state(access, guard::check))
         .with_state(state)
-}
-
-/// An error the page shows as one line.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-    /// Seconds, for a 503 the client should retry.
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        let message: String = message.into();
-        let message = message.lines().next().unwrap_or("error").to_string();
-        ApiError { status, message, retry_after: None }
-    }
-
-    /// 503 with `Retry-After`: the server is busy, the request was fine.
-    pub fn busy(message: impl Into<String>, retry_after_s: u64) -> Self {
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
-        e.retry_after = Some(retry_after_s);
-        e
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if let Some(s) = self.retry_after {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        r
-    }
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -150,14 +91,6 @@ async fn style_css() -> Response {
     asset(STYLE_CSS, "text/css; charset=utf-8")
 }
 
-pub fn mib(bytes: usize) -> String {
-    let m = bytes as f64 / (1u64 << 20) as f64;
-    if m >= 10.0 || m.fract() == 0.0 {
-        format!("{m:.0}")
-    } else {
-        format!("{m:.1}")
-    }
-}
 
 async fn info(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let queue: Vec<serde_json::Value> = s

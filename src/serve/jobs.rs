@@ -25,7 +25,7 @@
 //!   temporary folder (generated names only), removed when the job ends,
 //!   whatever the outcome; the server's folder is removed at shutdown.
 
-use crate::cli::presets::Preset;
+use crate::app::Preset;
 use crate::device::DeviceArg;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};

@@ -12,14 +12,16 @@
 //! The model is loaded once per device at start, by the thread that then
 //! runs that device's jobs.
 
+pub mod api_error;
 pub mod guard;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod state;
 pub mod upload;
 pub mod work;
 
-use crate::cli::upscale::load_model;
+use crate::app::load_model;
 use crate::device::{device, DeviceArg};
 use anyhow::{bail, Context, Result};
 use jobs::{Jobs, Retention};
@@ -47,7 +49,7 @@ pub struct ServeConfig {
     pub retention: Retention,
     /// Devices to offer; CUDA only where available.
     pub devices: Vec<DeviceArg>,
-    pub precision: crate::precision::PrecisionArg,
+    pub precision: crate::device::precision::PrecisionArg,
     pub limits: Limits,
     /// Required on every /api call; `guard::token_for` makes one for a bind
     /// beyond loopback.
@@ -137,7 +139,7 @@ fn start_workers(cfg: &ServeConfig, tmp: &std::path::Path) -> Result<(Vec<Device
             .name(format!("serve-{}", jobs::device_name(d)))
             .spawn(move || {
                 let model = device(d)
-                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, crate::precision::resolve(precision, dev)));
+                    .and_then(|dev| load_model(model_dir.as_deref(), None, dev, crate::device::precision::resolve(precision, dev)));
                 let model = match model {
                     Ok(m) => {
                         let _ = tx.send(Ok(()));

@@ -7,11 +7,12 @@
 //! queue that filled meanwhile. The options go through the parsers of
 //! `upscale`'s flags, so the page accepts exactly what the command does.
 
-use super::http::{mib, ApiError, AppState};
+use super::api_error::{mib, ApiError};
+use super::state::AppState;
 use super::jobs::{JobRequest, SubmitError};
-use crate::cli::memory::{max_input_pixels, usable_mib};
-use crate::cli::presets::Preset;
-use crate::cli::upscale::parse_scale;
+use crate::app::memory::{max_input_pixels, usable_mib};
+use crate::app::Preset;
+use crate::app::parse_scale;
 use crate::device::DeviceArg;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -190,8 +191,7 @@ fn parse_options(fields: &[(String, String)], offered: &[DeviceArg]) -> Result<O
         get("seed", "0"),
         get("device", "cpu"),
     );
-    let preset = Preset::from_str(&preset, false)
-        .map_err(|_| bad(format!("preset {preset:?}: use fast, balanced or quality")))?;
+    let preset: Preset = preset.parse().map_err(bad)?;
     let scale = parse_scale(&scale).map_err(|e| bad(format!("scale {scale:?}: {e}")))?;
     let seed: u64 = seed
         .parse()

@@ -1,14 +1,12 @@
 //! One job through the same code as `patchscaler upscale`: the upload
 //! written to a generated name in the job's temporary folder, then
-//! `cli::upscale::upscale_one` (decode, pipeline, rescale, PNG encoding),
+//! `app::upscale_one` (decode, pipeline, rescale, PNG encoding),
 //! so that the result's bytes equal the command's for the same image,
 //! preset and seed. The bicubic "before" image and the HR are encoded here.
 
 use super::jobs::{JobHandle, JobOutput, JobRequest};
-use crate::cli::presets::PgsFlags;
-use crate::cli::preflight::Job;
+use crate::app::{upscale_one, Job, Settings};
 use crate::pipeline::progress::ProgressFn;
-use crate::cli::upscale::upscale_one;
 use crate::imageio::{load_image, save::save_image};
 use crate::model::Model;
 use crate::pipeline::SamplingOptions;
@@ -19,16 +17,7 @@ use std::path::Path;
 /// The sampling options `upscale` builds for `--preset P --seed S` and no
 /// other flag.
 pub fn sampling_options(model: &Model, req: &JobRequest) -> Result<SamplingOptions> {
-    let flags = PgsFlags {
-        preset: req.preset,
-        thresholds: None,
-        log_thresholds: None,
-        tau: None,
-        steps: None,
-        patch: None,
-        stride: None,
-    };
-    crate::cli::upscale::sampling_options(model, &flags, false, None, req.seed)
+    Settings { preset: req.preset, seed: req.seed, ..Settings::default() }.sampling_options(model)
 }
 
 /// Runs one job in a fresh folder under `tmp` (removed on return); returns

@@ -151,7 +151,7 @@ impl TrainArgs {
         o.precision = self.precision.or(file.precision).unwrap_or(Precision::F32);
         o.device = device(self.device.or(file.device).unwrap_or(DeviceArg::Cpu))?;
         if o.precision == Precision::Bf16 {
-            crate::precision::warn_if_emulated(o.device);
+            crate::device::precision::warn_if_emulated(o.device);
         }
         o.time_limit = self.time_limit.or(file.time_limit);
         o.progress_bar = !self.quiet;

@@ -6,9 +6,45 @@
 //! upscales images smaller than the crop: the window is clamped to the image
 //! and then resized up to `size`.
 
-use super::loader::CropConfig;
+use serde::{Deserialize, Serialize};
 use image::{imageops, RgbImage};
 use rand::Rng;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CropConfig {
+    /// Side of the square crops, in pixels.
+    pub size: u32,
+    pub batch: usize,
+    /// Range of the random image scale factor (e.g. (0.5, 1.0) for
+    /// down-scaled wallpapers); `None` keeps the native resolution.
+    pub rescale: Option<(f64, f64)>,
+    pub flips: bool,
+    pub rot90: bool,
+    pub seed: u64,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Finished batches that may wait in the queue.
+    pub prefetch: usize,
+    /// Budget of the decoded-image cache.
+    pub cache_mib: usize,
+}
+
+impl CropConfig {
+    /// Full augmentation, two workers, a 512 MiB cache.
+    pub fn new(size: u32, batch: usize, seed: u64) -> Self {
+        CropConfig {
+            size,
+            batch,
+            rescale: None,
+            flips: true,
+            rot90: true,
+            seed,
+            workers: 2,
+            prefetch: 4,
+            cache_mib: 512,
+        }
+    }
+}
 
 /// Draws one augmented `size x size` crop and returns it as CHW floats in [0, 1].
 pub fn random_crop(image: &RgbImage, config: &CropConfig, rng: &mut impl Rng) -> Vec<f32> {

@@ -7,13 +7,13 @@
 //! the workers at k, which is how a resumed run continues the same sequence.
 
 use super::cache::ImageCache;
+pub use super::crop::CropConfig;
 use super::crop::random_crop;
 use super::data::ImageFolder;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,41 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tch::Tensor;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CropConfig {
-    /// Side of the square crops, in pixels.
-    pub size: u32,
-    pub batch: usize,
-    /// Range of the random image scale factor (e.g. (0.5, 1.0) for
-    /// down-scaled wallpapers); `None` keeps the native resolution.
-    pub rescale: Option<(f64, f64)>,
-    pub flips: bool,
-    pub rot90: bool,
-    pub seed: u64,
-    /// Decoding threads.
-    pub workers: usize,
-    /// Finished batches that may wait in the queue.
-    pub prefetch: usize,
-    /// Budget of the decoded-image cache.
-    pub cache_mib: usize,
-}
-
-impl CropConfig {
-    /// Full augmentation, two workers, a 512 MiB cache.
-    pub fn new(size: u32, batch: usize, seed: u64) -> Self {
-        CropConfig {
-            size,
-            batch,
-            rescale: None,
-            flips: true,
-            rot90: true,
-            seed,
-            workers: 2,
-            prefetch: 4,
-            cache_mib: 512,
-        }
-    }
-}
 
 /// What the crop workers share: everything batch k depends on.
 pub struct CropSource {

@@ -25,7 +25,9 @@
 //!
 //! Smaller models need less, so for them the estimate errs on the safe side.
 
+use crate::imageio::{load::Header, shown};
 use crate::pipeline::regions::{largest_region, min_tile, RegionTiles};
+use std::path::Path;
 
 /// Fixed part of the peak RSS, bytes.
 pub const FIXED_BYTES: u64 = 768 << 20;
@@ -146,6 +148,13 @@ pub fn plan(w: u32, h: u32, scale: f64, limit_mib: u64, alignment: i64) -> Resul
 /// The refusal, if an image cannot run under the limit even in regions.
 pub fn check(w: u32, h: u32, scale: f64, limit_mib: u64) -> Result<(), String> {
     plan(w, h, scale, limit_mib, SHIPPED_ALIGNMENT).map(|_| ())
+}
+
+/// The header test an input passes before any pixel is decoded, in the
+/// preflight and again when it is computed (the file may have changed in
+/// between).
+pub fn admit(path: &Path, scale: f64, limit_mib: u64) -> impl FnOnce(&Header) -> anyhow::Result<()> + '_ {
+    move |h| check(h.width, h.height, scale, limit_mib).map_err(|e| anyhow::anyhow!("{}: {e}", shown(path)))
 }
 
 /// The most input pixels an image may have under `limit_mib` at `scale`,
