@@ -1,17 +1,9 @@
 //! The batch's input list: files as given, the images inside given folders,
 //! each once, and a one-line reason for every path that yields nothing.
 
-use crate::imageio::{io_error, shown};
+use crate::imageio::{image_files, io_error, shown};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-
-/// Whether `p`'s extension names an image format (`image`'s list, `.gif`
-/// included). A folder yields these files and each is then read as a named
-/// file is, by its content, so the two rules agree: an image the decoder
-/// cannot read (AVIF) is an error line either way, never silently skipped.
-pub fn has_image_ext(p: &Path) -> bool {
-    p.extension().and_then(image::ImageFormat::from_extension).is_some()
-}
+use std::path::PathBuf;
 
 /// Files as given and the image files inside given folders (sorted), each
 /// file once even when named twice (or as a file and inside its folder);
@@ -38,13 +30,8 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
             push(p.clone(), &mut out);
             continue;
         }
-        match std::fs::read_dir(p) {
-            Ok(rd) => {
-                let mut files: Vec<PathBuf> = rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.is_file() && has_image_ext(f))
-                    .collect();
-                files.sort();
+        match image_files(p, false) {
+            Ok(files) => {
                 if files.is_empty() {
                     errors.push(format!("{}: folder holds no images", shown(p)));
                 }

@@ -3,7 +3,7 @@
 
 /// How an LR is made when none is given: the three protocols.
 pub use crate::degrade::Degradation;
-use crate::imageio::load_image;
+use crate::imageio::{image_files, load_image};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -110,16 +110,11 @@ pub fn centre_crop(img: &Tensor, side: i64) -> Tensor {
     img.narrow(2, top, h).narrow(3, left, w)
 }
 
-/// The image in `dir` with the same stem as `hr`, whatever its extension.
+/// The image in `dir` with the same stem as `hr`, whatever its image extension.
 fn find_lr(dir: &Path, hr: &Path) -> Result<PathBuf> {
     let stem = hr.file_stem().context("HR path has no file name")?;
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing LR folder {}", dir.display()))?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.file_stem() == Some(stem))
-        .collect();
-    found.sort();
-    found.into_iter().next().with_context(|| format!("{}: no LR image named {}.* in {}", hr.display(), stem.to_string_lossy(), dir.display()))
+    let images = image_files(dir, false).with_context(|| format!("listing LR folder {}", dir.display()))?;
+    images.into_iter().find(|p| p.file_stem() == Some(stem)).with_context(|| format!("{}: no LR image named {}.* in {}", hr.display(), stem.to_string_lossy(), dir.display()))
 }
 
 #[cfg(test)]

@@ -36,21 +36,14 @@ pub fn mean_rows(rows: &[Row]) -> Vec<Row> {
 
 /// Per-image rows followed by their means; NIQE is empty where undefined.
 pub fn write_csv(rows: &[Row], path: &Path) -> Result<()> {
-    let mut out = format!("{CSV_HEADER}\n");
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER.split(','))?;
     for r in rows.iter().cloned().chain(mean_rows(rows)) {
         let s = r.score;
         let niqe = s.niqe.map(|v| format!("{v:.6}")).unwrap_or_default();
-        writeln!(out, "{},{},{:.6},{:.6},{niqe},{:.6}", csv_field(&r.image), r.method, s.psnr, s.ssim, s.seconds)?;
+        out.write_record([r.image, r.method, format!("{:.6}", s.psnr), format!("{:.6}", s.ssim), niqe, format!("{:.6}", s.seconds)])?;
     }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    std::fs::write(path, out.into_inner()?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A fixed-width table of the rows and their means.

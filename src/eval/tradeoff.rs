@@ -11,7 +11,6 @@ use crate::model::Model;
 use crate::pgs::groups::PgsConfig;
 use crate::pipeline::SamplingOptions;
 use anyhow::{Context, Result};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// Uniform (tau, N) plans: the paper's (1000, 20) and cheaper ones.
@@ -68,12 +67,13 @@ pub fn measure(model: &Model, pairs: &[Pair], settings: &[Setting], base: &Sampl
 pub const CSV_HEADER: &str = "setting,family,seconds,psnr_y,niqe";
 
 pub fn write_csv(points: &[Point], path: &Path) -> Result<()> {
-    let mut out = format!("{CSV_HEADER}\n");
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_HEADER.split(','))?;
     for p in points {
         let niqe = p.niqe.map(|v| format!("{v:.6}")).unwrap_or_default();
-        writeln!(out, "{},{},{:.6},{:.6},{niqe}", p.label, p.family, p.seconds, p.psnr)?;
+        out.write_record([p.label.clone(), p.family.to_string(), format!("{:.6}", p.seconds), format!("{:.6}", p.psnr), niqe])?;
     }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, out.into_inner()?).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -8,9 +8,6 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// File extensions read as images (lower case).
-pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"];
-
 /// The manifest file name looked for inside a folder.
 pub const MANIFEST: &str = "manifest.csv";
 
@@ -34,9 +31,7 @@ impl ImageFolder {
             if let Some(s) = split {
                 bail!("{}: split {s:?} asked for, but the folder has no {MANIFEST}", path.display());
             }
-            let mut files = Vec::new();
-            scan(path, &mut files)?;
-            files
+            crate::imageio::image_files(path, true).with_context(|| format!("listing {}", path.display()))?
         } else {
             bail!("{}: no such image folder or manifest", path.display());
         };
@@ -66,25 +61,6 @@ impl ImageFolder {
     }
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-fn scan(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
-        if path.is_dir() {
-            scan(&path, out)?;
-        } else if is_image(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// Only the header is read: cheap even for large wallpapers.
 fn readable(path: &Path) -> bool {
     let dims = image::ImageReader::open(path)
@@ -105,9 +81,9 @@ fn readable(path: &Path) -> bool {
 }
 
 fn read_manifest(csv: &Path, split: Option<&str>) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(csv).with_context(|| format!("reading manifest {}", csv.display()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = split_csv_line(lines.next().unwrap_or_default());
+    let what = || format!("reading manifest {}", csv.display());
+    let mut rd = csv::ReaderBuilder::new().flexible(true).from_path(csv).with_context(what)?;
+    let header = rd.headers().with_context(what)?.clone();
     let column = |name: &str| header.iter().position(|h| h == name);
     let file_col = column("file").with_context(|| format!("{}: no `file` column", csv.display()))?;
     let split_col = column("split");
@@ -116,11 +92,11 @@ fn read_manifest(csv: &Path, split: Option<&str>) -> Result<Vec<PathBuf>> {
     }
     let root = csv.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
-    for (row, line) in lines.enumerate() {
-        let fields = split_csv_line(line);
-        let file = fields.get(file_col).with_context(|| format!("{}: row {} has no file", csv.display(), row + 2))?;
+    for (row, record) in rd.records().enumerate() {
+        let record = record.with_context(what)?;
+        let file = record.get(file_col).with_context(|| format!("{}: row {} has no file", csv.display(), row + 2))?;
         let keep = match (split, split_col) {
-            (Some(want), Some(c)) => fields.get(c).is_some_and(|s| s == want),
+            (Some(want), Some(c)) => record.get(c) == Some(want),
             _ => true,
         };
         if keep {
@@ -128,25 +104,6 @@ fn read_manifest(csv: &Path, split: Option<&str>) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
-}
-
-/// One CSV line into fields; double quotes group commas, `""` is a quote.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().unwrap().push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            _ => fields.last_mut().unwrap().push(c),
-        }
-    }
-    fields
 }
 
 #[cfg(test)]
@@ -188,10 +145,5 @@ pub(super) mod tests {
         let val = ImageFolder::open(dir.path().join(MANIFEST), Some("val")).unwrap();
         assert_eq!(val.len(), 1);
         assert_eq!(ImageFolder::open(dir.path(), None).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn csv_fields_honour_quotes() {
-        assert_eq!(split_csv_line("a,\"b, c\",\"say \"\"hi\"\"\",\r"), ["a", "b, c", "say \"hi\"", ""]);
     }
 }

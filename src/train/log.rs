@@ -62,30 +62,26 @@ fn format_row(r: &LogRow) -> String {
 
 /// Every row of a log file.
 pub fn read_log(path: &Path) -> Result<Vec<LogRow>> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row = parse_row(line).with_context(|| format!("{}: line {}: {line:?}", path.display(), i + 1))?;
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-fn parse_row(line: &str) -> Result<LogRow> {
-    let f: Vec<&str> = line.split(',').collect();
-    anyhow::ensure!(f.len() == 7, "expected 7 fields, found {}", f.len());
-    Ok(LogRow {
-        step: f[0].parse()?,
-        split: f[1].to_string(),
-        name: f[2].to_string(),
-        value: f[3].parse()?,
-        lr: f[4].parse()?,
-        samples_per_s: f[5].parse()?,
-        elapsed_s: f[6].parse()?,
-    })
+    let mut rd = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    rd.records()
+        .enumerate()
+        .map(|(i, record)| {
+            let at = || format!("{}: line {}", path.display(), i + 2);
+            let f = record.with_context(at)?;
+            let field = |k: usize| f.get(k).unwrap_or_default();
+            anyhow::ensure!(f.len() == 7, "{}: expected 7 fields, found {}", at(), f.len());
+            let num = |k: usize| field(k).parse::<f64>().with_context(|| format!("{}: {:?}", at(), field(k)));
+            Ok(LogRow {
+                step: field(0).parse().with_context(|| format!("{}: step {:?}", at(), field(0)))?,
+                split: field(1).to_string(),
+                name: field(2).to_string(),
+                value: num(3)?,
+                lr: num(4)?,
+                samples_per_s: num(5)?,
+                elapsed_s: num(6)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
