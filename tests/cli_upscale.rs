@@ -205,7 +205,7 @@ fn bad_inputs_get_one_clear_line_and_the_batch_goes_on() {
         (&empty, "empty"),
         (&corrupt, ""),
         (&truncated, ""),
-        (&unsupported, "not a supported image format"),
+        (&unsupported, "not an image in a supported format"),
         (&big, "--memory-limit 1024"),
         (&missing, "no such file"),
     ] {

@@ -119,7 +119,7 @@ fn limits_and_bad_requests_get_one_line_errors() {
         v["error"]
             .as_str()
             .unwrap()
-            .contains("cut.png: corrupt or truncated"),
+            .contains("cut.png: truncated or corrupt"),
         "{v}"
     );
     // A device the server does not offer.

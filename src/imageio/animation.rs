@@ -5,17 +5,14 @@
 //! it as a still image.
 
 use image::ImageFormat;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
+use std::io::{BufRead, Read, Seek};
 
-/// How many frames `path` (already known to be `format`) holds: more than
-/// one for an animation, 1 for a still image or a file these headers cannot
-/// tell (the full decode then reports what is wrong with it). Only headers
-/// and frame markers are read; no frame is decoded.
-pub fn frame_count(path: &Path, format: ImageFormat) -> u32 {
-    let Ok(file) = File::open(path) else { return 1 };
-    let r = BufReader::new(file);
+/// How many frames the image read from `r` (already known to be `format`)
+/// holds: more than one for an animation, 1 for a still image or data these
+/// headers cannot tell (the full decode then reports what is wrong with
+/// it). Only headers and frame markers are read; no frame is decoded. The
+/// caller rewinds `r`.
+pub fn frame_count<R: BufRead + Seek>(r: &mut R, format: ImageFormat) -> u32 {
     let n = match format {
         ImageFormat::Gif => gif_frames(r),
         ImageFormat::Png => png::Decoder::new(r)
@@ -29,7 +26,7 @@ pub fn frame_count(path: &Path, format: ImageFormat) -> u32 {
 }
 
 /// Frames counted up to the end or the first damaged one.
-fn gif_frames(r: BufReader<File>) -> Option<u32> {
+fn gif_frames(r: impl Read) -> Option<u32> {
     let mut opts = gif::DecodeOptions::new();
     opts.skip_frame_decoding(true);
     let mut d = opts.read_info(r).ok()?;
@@ -60,15 +57,10 @@ mod tests {
 
     #[test]
     fn frames_are_counted_without_decoding_and_junk_counts_as_one() {
-        let d = tempfile::tempdir().unwrap();
-        let count = |bytes: Vec<u8>| {
-            let p = d.path().join("x.gif");
-            std::fs::write(&p, bytes).unwrap();
-            frame_count(&p, ImageFormat::Gif)
-        };
+        let count = |bytes: Vec<u8>| frame_count(&mut std::io::Cursor::new(bytes), ImageFormat::Gif);
         assert_eq!(count(gif(3)), 3);
         assert_eq!(count(gif(1)), 1);
         assert_eq!(count(b"GIF89a".to_vec()), 1);
-        assert_eq!(frame_count(&d.path().join("missing.gif"), ImageFormat::Gif), 1);
+        assert_eq!(count(Vec::new()), 1);
     }
 }

@@ -7,8 +7,61 @@
 use anyhow::{bail, Result};
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use super::shown;
+use std::io::{BufRead, Cursor, Seek};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
+
+/// Where an image comes from: a file, or bytes already in memory (an
+/// upload) with the name its messages use. Both get the same checks and
+/// limits.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    File(&'a Path),
+    Bytes { bytes: &'a [u8], name: &'a Path },
+}
+
+impl Source<'_> {
+    /// The name messages use.
+    pub fn name(&self) -> &Path {
+        match self {
+            Source::File(p) => p,
+            Source::Bytes { name, .. } => name,
+        }
+    }
+}
+
+/// Why an image was refused, for a caller that answers each reason
+/// differently (the web page's HTTP status); the message names the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Empty,
+    NotAnImage,
+    Animated,
+    ZeroSize,
+    /// More pixels or memory than the caller's limit.
+    TooLarge,
+    Corrupt,
+}
+
+#[derive(Debug)]
+pub struct Refused {
+    pub why: Refusal,
+    message: String,
+}
+
+impl Refused {
+    pub fn new(why: Refusal, message: String) -> anyhow::Error {
+        anyhow::Error::new(Refused { why, message })
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// An input image, ready for the pipeline.
 pub struct LoadedImage {
@@ -42,37 +95,58 @@ pub struct Header {
     pub color: ColorType,
 }
 
-/// Opens `path` and reads its header; the decoder may allocate at most
-/// `max_alloc` bytes. Every error names the file.
-fn open_decoder(path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDecoder>)> {
-    let meta = std::fs::metadata(path).map_err(|e| super::io_error(path, &e))?;
-    if meta.is_dir() {
-        bail!("{}: is a folder, not an image", shown(path));
+/// Opens the image and reads its header; the decoder may allocate at most
+/// `max_alloc` bytes. Every error names the image.
+fn open_decoder<'a>(src: Source<'a>, max_alloc: u64) -> Result<(Header, Box<dyn ImageDecoder + 'a>)> {
+    let path = src.name();
+    match src {
+        Source::File(p) => {
+            let meta = std::fs::metadata(p).map_err(|e| super::io_error(p, &e))?;
+            if meta.is_dir() {
+                bail!("{}: is a folder, not an image", shown(p));
+            }
+            if meta.len() == 0 {
+                return Err(Refused::new(Refusal::Empty, format!("{}: the file is empty", shown(p))));
+            }
+            let file = std::fs::File::open(p).map_err(|e| super::io_error(p, &e))?;
+            header(std::io::BufReader::new(file), path, max_alloc)
+        }
+        Source::Bytes { bytes, .. } => {
+            if bytes.is_empty() {
+                return Err(Refused::new(Refusal::Empty, format!("{}: the file is empty", shown(path))));
+            }
+            header(Cursor::new(bytes), path, max_alloc)
+        }
     }
-    if meta.len() == 0 {
-        bail!("{}: the file is empty", shown(path));
-    }
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| super::io_error(path, &e))?
-        .with_guessed_format()
-        .map_err(|e| super::io_error(path, &e))?;
+}
+
+fn header<'a, R: BufRead + Seek + 'a>(r: R, path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDecoder + 'a>)> {
+    let mut reader = ImageReader::new(r).with_guessed_format().map_err(|e| super::io_error(path, &e))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_alloc);
-    reader.limits(limits);
+    reader.limits(limits.clone());
     let Some(format) = reader.format() else {
-        bail!("{}: not a supported image format (PNG, JPEG, WebP, TIFF, BMP, GIF, ...)", shown(path));
+        return Err(Refused::new(
+            Refusal::NotAnImage,
+            format!("{}: not an image in a supported format (PNG, JPEG, WebP, TIFF, BMP, GIF, ...)", shown(path)),
+        ));
     };
-    let frames = super::animation::frame_count(path, format);
+    let mut reader = reader.into_inner();
+    let start = reader.stream_position().map_err(|e| super::io_error(path, &e))?;
+    let frames = super::animation::frame_count(&mut reader, format);
+    reader.seek(std::io::SeekFrom::Start(start)).map_err(|e| super::io_error(path, &e))?;
     if frames > 1 {
-        bail!(
-            "{}: animated ({frames} frames); only still images are upscaled (save the frame you want as a PNG)",
-            shown(path)
-        );
+        return Err(Refused::new(
+            Refusal::Animated,
+            format!("{}: animated ({frames} frames); only still images are upscaled (save the frame you want as a PNG)", shown(path)),
+        ));
     }
+    let mut reader = ImageReader::with_format(reader, format);
+    reader.limits(limits);
     let decoder = reader.into_decoder().map_err(|e| decode_error(path, e))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        bail!("{}: the image has zero size ({width}x{height})", shown(path));
+        return Err(Refused::new(Refusal::ZeroSize, format!("{}: the image has zero size ({width}x{height})", shown(path))));
     }
     let header = Header { format, width, height, color: decoder.color_type() };
     Ok((header, Box::new(decoder)))
@@ -81,18 +155,18 @@ fn open_decoder(path: &Path, max_alloc: u64) -> Result<(Header, Box<dyn ImageDec
 /// The decoder's own complaint, as one line naming the file (some decoders'
 /// messages span lines).
 fn decode_error(path: &Path, e: image::ImageError) -> anyhow::Error {
-    let what = match &e {
+    let (why, what) = match &e {
         image::ImageError::Limits(_) => {
-            return anyhow::anyhow!(
-                "{}: too large: decoding it needs more memory than the limit allows (--memory-limit)",
-                shown(path)
+            return Refused::new(
+                Refusal::TooLarge,
+                format!("{}: too large: decoding it needs more memory than the limit allows (--memory-limit)", shown(path)),
             )
         }
-        image::ImageError::Unsupported(_) => "unsupported",
-        _ => "truncated or corrupt",
+        image::ImageError::Unsupported(_) => (Refusal::NotAnImage, "unsupported"),
+        _ => (Refusal::Corrupt, "truncated or corrupt"),
     };
     let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    anyhow::anyhow!("{}: {what}: {detail}", shown(path))
+    Refused::new(why, format!("{}: {what}: {detail}", shown(path)))
 }
 
 /// Decodes every pixel of `path` after `admit` accepted its header (e.g. the
@@ -105,14 +179,31 @@ pub fn decode_checked(
     max_alloc: u64,
     admit: impl FnOnce(&Header) -> Result<()>,
 ) -> Result<(Header, DynamicImage)> {
-    let (header, mut decoder) = open_decoder(path, max_alloc)?;
+    decode_source(Source::File(path), max_alloc, admit)
+}
+
+/// `decode_checked` for an image file or one in memory.
+pub fn decode_source(
+    src: Source,
+    max_alloc: u64,
+    admit: impl FnOnce(&Header) -> Result<()>,
+) -> Result<(Header, DynamicImage)> {
+    let path = src.name();
+    let (header, decoder) = open_decoder(src, max_alloc)?;
     admit(&header)?;
     if header.format == ImageFormat::Jpeg {
-        let bytes = std::fs::read(path).map_err(|e| super::io_error(path, &e))?;
-        if !super::integrity::jpeg_is_complete(&bytes) {
-            bail!("{}: truncated or corrupt (the JPEG data ends before its end marker)", shown(path));
+        let complete = match src {
+            Source::File(p) => super::integrity::jpeg_is_complete(&std::fs::read(p).map_err(|e| super::io_error(p, &e))?),
+            Source::Bytes { bytes, .. } => super::integrity::jpeg_is_complete(bytes),
+        };
+        if !complete {
+            return Err(Refused::new(
+                Refusal::Corrupt,
+                format!("{}: truncated or corrupt (the JPEG data ends before its end marker)", shown(path)),
+            ));
         }
     }
+    let mut decoder = decoder;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, e))?;
     img.apply_orientation(orientation);

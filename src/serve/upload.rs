@@ -18,9 +18,9 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use crate::imageio::load::{decode_source, Header, Refusal, Refused, Source};
 use clap::ValueEnum;
 use serde_json::json;
-use std::io::Cursor;
 use std::sync::Arc;
 
 /// The most bytes one request may carry: two files and a few small fields
@@ -291,68 +291,44 @@ async fn read_text(field: Field<'_>) -> Result<String, ApiError> {
         })
 }
 
-/// Decodes `bytes` fully (not by extension), refusing more than
-/// `max_pixels` before any pixel is decoded. Returns (width, height).
+/// Decodes `bytes` fully (not by extension) through `imageio`, with the
+/// checks and limits a file gets (animations, a truncated JPEG, the
+/// decoder's allocation bound), refusing more than `max_pixels` before any
+/// pixel is decoded. Returns (width, height); each refusal its HTTP status.
 pub fn check_image(
     bytes: &[u8],
     label: &str,
     max_pixels: u64,
     limit_hint: &str,
 ) -> Result<(u32, u32), ApiError> {
-    use image::ImageDecoder;
-    let not_image = || {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("{label}: not an image this server reads (PNG, JPEG, WebP, TIFF, BMP, ...)"),
-        )
+    // RGBA16 is the widest layout the decoders produce: 8 bytes a pixel.
+    let max_alloc = max_pixels.saturating_mul(8).max(512 << 20);
+    let admit = |h: &Header| {
+        let (w, h) = (h.width, h.height);
+        if (w as u64) * (h as u64) > max_pixels {
+            return Err(Refused::new(Refusal::TooLarge, format!("{label}: {w}x{h} is too large ({max_pixels} pixels at most {limit_hint})")));
+        }
+        Ok(())
     };
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{label}: the file is empty"),
-        ));
+    let src = Source::Bytes { bytes, name: std::path::Path::new(label) };
+    match decode_source(src, max_alloc, admit) {
+        Ok((h, _)) => Ok((h.width, h.height)),
+        Err(e) => {
+            let status = match e.downcast_ref::<Refused>().map(|r| r.why) {
+                Some(Refusal::Empty) => StatusCode::BAD_REQUEST,
+                Some(Refusal::NotAnImage) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some(Refusal::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            Err(ApiError::new(status, format!("{e:#}")))
+        }
     }
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| not_image())?;
-    let Some(format) = reader.format() else {
-        return Err(not_image());
-    };
-    let decoder = reader.into_decoder().map_err(|_| not_image())?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: the image has zero size ({w}x{h})"),
-        ));
-    }
-    if (w as u64) * (h as u64) > max_pixels {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{label}: {w}x{h} is too large ({max_pixels} pixels at most {limit_hint})"),
-        ));
-    }
-    // As `imageio::load::decode_checked`: the JPEG decoder fills missing
-    // rows with grey and reports success.
-    if format == image::ImageFormat::Jpeg && !crate::imageio::integrity::jpeg_is_complete(bytes) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: truncated or corrupt (the JPEG data ends before its end marker)"),
-        ));
-    }
-    image::DynamicImage::from_decoder(decoder).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{label}: corrupt or truncated image: {e}"),
-        )
-    })?;
-    Ok((w, h))
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     #[test]
     fn names_are_reduced_to_a_label() {
@@ -386,6 +362,13 @@ mod tests {
         let e = check_image(&jpg[..jpg.len() - 2], "j.jpg", 2000, "").unwrap_err();
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(e.message().contains("j.jpg: truncated or corrupt"), "{}", e.message());
+        // An animation, as `upscale` refuses it, before the job is queued.
+        let mut gif = Vec::new();
+        let frames = (0..2u8).map(|i| image::Frame::new(image::RgbaImage::from_pixel(4, 4, image::Rgba([i * 90, 0, 0, 255]))));
+        image::codecs::gif::GifEncoder::new(&mut gif).encode_frames(frames).unwrap();
+        let e = check_image(&gif, "a.gif", 2000, "").unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message().contains("a.gif: animated (2 frames)"), "{}", e.message());
     }
 
     #[test]
