@@ -223,19 +223,24 @@ pub fn load_checked(
 /// Decodes `path`, refusing images whose pixel count exceeds `max_pixels`
 /// before any pixel is decoded (a decompression bomb must not exhaust memory).
 pub fn load_image(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
+    let (_, img) = decode_at_most(Source::File(path), max_pixels, "input pixels at most")?;
+    Ok(to_loaded(img, path))
+}
+
+/// `decode_source` bounded by a pixel count: more than `max_pixels` is
+/// refused from the header ("<name>: WxH is too large (<max_pixels> <what>)")
+/// and the decoder may allocate what that many pixels need.
+pub fn decode_at_most(src: Source, max_pixels: u64, what: &str) -> Result<(Header, DynamicImage)> {
     // RGBA16 is the widest layout the decoders produce: 8 bytes a pixel.
     let max_alloc = max_pixels.saturating_mul(8).max(512 << 20);
-    let (_, img) = decode_checked(path, max_alloc, |h| {
+    let name = src.name();
+    decode_source(src, max_alloc, |h| {
         let (w, h) = (h.width, h.height);
         if (w as u64) * (h as u64) > max_pixels {
-            bail!(
-                "{}: {w}x{h} is too large ({max_pixels} input pixels at most)",
-                shown(path)
-            );
+            return Err(Refused::new(Refusal::TooLarge, format!("{}: {w}x{h} is too large ({max_pixels} {what})", shown(name))));
         }
         Ok(())
-    })?;
-    Ok(to_loaded(img, path))
+    })
 }
 
 fn to_loaded(img: DynamicImage, path: &Path) -> LoadedImage {

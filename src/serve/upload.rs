@@ -18,7 +18,7 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use crate::imageio::load::{decode_source, Header, Refusal, Refused, Source};
+use crate::imageio::load::{decode_at_most, Refusal, Refused, Source};
 use clap::ValueEnum;
 use serde_json::json;
 use std::sync::Arc;
@@ -301,17 +301,8 @@ pub fn check_image(
     max_pixels: u64,
     limit_hint: &str,
 ) -> Result<(u32, u32), ApiError> {
-    // RGBA16 is the widest layout the decoders produce: 8 bytes a pixel.
-    let max_alloc = max_pixels.saturating_mul(8).max(512 << 20);
-    let admit = |h: &Header| {
-        let (w, h) = (h.width, h.height);
-        if (w as u64) * (h as u64) > max_pixels {
-            return Err(Refused::new(Refusal::TooLarge, format!("{label}: {w}x{h} is too large ({max_pixels} pixels at most {limit_hint})")));
-        }
-        Ok(())
-    };
     let src = Source::Bytes { bytes, name: std::path::Path::new(label) };
-    match decode_source(src, max_alloc, admit) {
+    match decode_at_most(src, max_pixels, &format!("pixels at most {limit_hint}")) {
         Ok((h, _)) => Ok((h.width, h.height)),
         Err(e) => {
             let status = match e.downcast_ref::<Refused>().map(|r| r.why) {
